@@ -1,0 +1,529 @@
+"""`fer-edge bench`: latency, throughput, size and accuracy per artifact x backend x threads x batch,
+plus face-detector and end-to-end rows, with the machine described above the table.
+
+Honesty rules: every speed-up is a ratio to a TensorFlow row measured in the same run; a failing
+row is reported (❌ with the reason), never dropped; inputs are fixed and seeded; threads pinned.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge import __version__
+from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
+from fer_edge.export.formats import FORMATS, format_for_path
+from fer_edge.metrics import classification_report, percentiles
+
+BACKEND_CHOICES = ("all", "onnxruntime", "litert", "tflite-runtime", "tensorflow", "keras")
+DEVICES = ("cpu", "gpu", "all")
+RUNTIME_VERSIONS = ("numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert",
+                    "tflite-runtime", "tensorflow-cpu", "tensorflow", "keras")
+
+
+@dataclass
+class BenchRow:
+    file: str
+    format: str
+    quantization: str
+    backend: str
+    backend_version: str = ""
+    device: str = "cpu"
+    threads: int = 1
+    batch: int = 1
+    status: str = "ok"  # ok (✅) | accuracy-failed (❎) | failed (❌)
+    reason: str = ""
+    size_kb: float | None = None
+    params: int | None = None
+    macs: int | None = None
+    load_ms: float | None = None
+    latency_ms: dict | None = None  # per batch: p50, p90, p99, mean, min, n
+    ms_per_img_p50: float | None = None
+    ms_per_img_p90: float | None = None
+    img_per_s: float | None = None
+    rss_mb: float | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    acc_n: int | None = None
+    speedup_vs_tf: float | None = None
+    efficiency: float | None = None  # achieved MAC/s over the host's measured fp32 matmul peak (same threads)
+
+    @property
+    def icon(self) -> str:
+        return {"ok": "✅", "accuracy-failed": "❎", "failed": "❌"}[self.status]
+
+
+@dataclass
+class BenchResult:
+    env: dict
+    settings: dict
+    rows: list[BenchRow] = field(default_factory=list)
+    detector: list[dict] = field(default_factory=list)
+    end_to_end: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"schema": "fer-edge/bench/1", "fer_edge_version": __version__, "env": self.env,
+                "settings": self.settings, "rows": [asdict(r) | {"icon": r.icon} for r in self.rows],
+                "detector": self.detector, "end_to_end": self.end_to_end}
+
+
+# ----------------------------------------------------------------------------- environment
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gb() -> float | None:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def gpu_status() -> dict:
+    """What GPUs the installed runtimes can see (without importing TensorFlow)."""
+    out = {"onnxruntime_cuda": False, "nvidia_smi": False}
+    try:
+        import onnxruntime as ort
+
+        out["onnxruntime_cuda"] = "CUDAExecutionProvider" in ort.get_available_providers()
+    except ImportError:
+        pass
+    out["nvidia_smi"] = any(Path(p, "nvidia-smi").is_file() for p in os.environ.get("PATH", "").split(os.pathsep))
+    out["summary"] = "available" if out["onnxruntime_cuda"] else "gpu: not available"
+    return out
+
+
+def environment() -> dict:
+    return {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(), "machine": platform.machine(),
+        "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+        "versions": {d: v for d in RUNTIME_VERSIONS if (v := _version(d))}, "fer_edge": __version__,
+        "gpu": gpu_status(),
+        "blas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS") if k in os.environ},
+    }
+
+
+def measure_peak_gflops(n: int = 1024, seconds: float = 0.5) -> float:
+    """float32 matmul GFLOP/s of numpy's BLAS on this host (the compute ceiling for fp32 rows)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    runs, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or runs < 3:
+        a @ b
+        runs += 1
+    return 2 * n ** 3 * runs / (time.perf_counter() - t0) / 1e9
+
+
+def _rss_mb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- timing
+def time_calls(fn, *, warmup: int = 5, min_runs: int = 30, min_time: float = 1.0, max_time: float = 30.0) -> list[float]:
+    """Warm up, then call until both min_runs and min_time are reached (capped at max_time)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    t_start = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e3)
+        elapsed = time.perf_counter() - t_start
+        if (len(samples) >= min_runs and elapsed >= min_time) or elapsed >= max_time:
+            return samples
+
+
+def discover(models: list[str] | None) -> list[Path]:
+    """No models: the bundled ones. A folder: every model file in it. Files: themselves."""
+    if not models:
+        from fer_edge.runtime.recognizer import BUNDLED_DIR
+
+        found = sorted(p for p in BUNDLED_DIR.glob("*") if p.suffix in (".tflite", ".onnx"))
+        if not found:
+            raise UsageError(f"no bundled models in {BUNDLED_DIR}; pass model files or an export folder.")
+        return found
+    suffixes = {f.suffix for f in FORMATS}
+    out: list[Path] = []
+    for m in map(Path, models):
+        if m.is_dir():
+            files = sorted(p for p in m.iterdir() if p.suffix in suffixes and ".partial" not in p.name)
+            if not files:
+                raise UsageError(f"{m}: no .tflite/.onnx/.keras files in this folder.")
+            out += files
+        else:
+            out.append(m)  # missing/corrupt files become ❌ rows
+    return out
+
+
+def _reference_keras(files: list[Path]) -> Path | None:
+    """The Keras model the files came from: a .keras among them, or RUN/model.keras above RUN/export."""
+    for f in files:
+        if f.suffix == ".keras":
+            return f
+    for f in files:
+        cand = f.parent.parent / "model.keras"
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _fixed_inputs(shape, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- main
+def run_bench(models: list[str] | None = None, backend: str = "all", threads: list[int] = (1, 2),
+              batches: list[int] = (1, 8, 32), device: str = "cpu", data: str | None = None, split: str = "val",
+              limit: int | None = 1000, video: str | None = None, min_time: float = 1.0, min_runs: int = 30,
+              pipeline: bool = True, e2e_frames: int = 300, log=print) -> BenchResult:
+    if backend not in BACKEND_CHOICES:
+        raise unknown("backend", backend, BACKEND_CHOICES)
+    if device not in DEVICES:
+        raise unknown("device", device, DEVICES)
+    files = discover(models)
+    env = environment()
+    peak = measure_peak_gflops()
+    env["peak_fp32_gflops_all_threads"] = round(peak, 1)
+    settings = {"models": [str(f) for f in files], "backend": backend, "threads": list(threads),
+                "batches": list(batches), "device": device, "data": data, "split": split, "limit": limit,
+                "min_time": min_time, "min_runs": min_runs, "input_seed": 0}
+    result = BenchResult(env, settings)
+    ref = _reference_keras(files)
+    if ref is not None and ref not in files and backend in ("all", "tensorflow", "keras"):
+        files = [ref] + files
+    if ref is None:
+        env["tensorflow_reference"] = "none: no .keras model among or above the files"
+    elif not _version("tensorflow") and not _version("tensorflow-cpu"):
+        env["tensorflow_reference"] = 'none: TensorFlow not installed (pip install "fer-edge[train]")'
+    else:
+        env["tensorflow_reference"] = f"Keras/TensorFlow (tf.function) on {ref}"
+    eval_sets: dict = {}
+    devices = ["cpu", "gpu"] if device == "all" else [device]
+    for f in files:
+        try:
+            fmt = format_for_path(f)
+            names = list(fmt.backends) if backend == "all" else [backend]
+            if backend == "tensorflow" and fmt.name == "keras":
+                names = ["keras"]
+        except FerEdgeError as exc:
+            result.rows.append(BenchRow(str(f), "?", "?", backend, status="failed", reason=str(exc)))
+            continue
+        if fmt.name == "keras" and backend in ("all", "tensorflow"):
+            names = ["keras"]
+        for name in names:
+            if name not in fmt.backends:
+                continue
+            for dev in devices:
+                result.rows += _bench_artifact(f, name, dev, threads, batches, data, split, limit, min_time, min_runs,
+                                               eval_sets, log)
+    _ratios(result.rows, peak)
+    if pipeline:
+        try:
+            result.detector = bench_detector(min_time=min_time)
+        except FerEdgeError as exc:
+            result.detector = [{"status": "failed", "reason": str(exc)}]
+        try:
+            result.end_to_end = bench_end_to_end(files, video, data, e2e_frames, log)
+        except FerEdgeError as exc:
+            result.end_to_end = [{"status": "failed", "reason": str(exc)}]
+    return result
+
+
+def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
+                    eval_sets, log) -> list[BenchRow]:
+    from fer_edge.runtime.backends import BACKENDS, backend_class
+
+    rows = []
+    acc_cache: dict = {}
+    for th in threads:
+        base = BenchRow(str(path), path.suffix.lstrip("."), "?", name, device=device, threads=th)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = None
+        base.size_kb = round(size / 1024, 1) if size else None
+        try:
+            t0 = time.perf_counter()
+            b = backend_class(name).load(path, threads=th, device=device)
+            base.load_ms = round((time.perf_counter() - t0) * 1e3, 2)
+        except MissingDependency:
+            rows.append(_failed(base, f"{name} not installed: {BACKENDS[name][1]}", batches))
+            continue
+        except FerEdgeError as exc:
+            rows.append(_failed(base, str(exc), batches))
+            continue
+        except Exception as exc:  # a backend's own crash is a row, not the end of the run
+            rows.append(_failed(base, f"{exc.__class__.__name__}: {str(exc)[:160]}", batches))
+            continue
+        spec = b.spec
+        base.format, base.quantization = spec.format, spec.quantization
+        base.backend_version = b.version
+        base.params = spec.metrics.get("params")
+        base.macs = spec.metrics.get("macs")
+        if data and "acc" not in acc_cache:
+            try:
+                acc_cache["acc"] = _accuracy(b, data, split, limit, eval_sets)
+            except FerEdgeError as exc:
+                acc_cache["acc"] = {"error": str(exc)}
+        for bs in batches:
+            row = BenchRow(**{**asdict(base), "batch": bs})
+            x = _fixed_inputs(spec.input_shape, bs)
+            try:
+                samples = time_calls(lambda: b.predict(x), min_runs=min_runs, min_time=min_time)
+            except Exception as exc:
+                rows.append(_failed(row, f"inference failed: {exc.__class__.__name__}: {str(exc)[:160]}", []))
+                continue
+            pct = percentiles(samples)
+            row.latency_ms = {k: round(v, 4) if isinstance(v, float) else v for k, v in pct.items()}
+            row.ms_per_img_p50 = round(pct["p50"] / bs, 4)
+            row.ms_per_img_p90 = round(pct["p90"] / bs, 4)
+            row.img_per_s = round(bs * 1000 / pct["p50"], 1)
+            row.rss_mb = round(_rss_mb(), 1)
+            acc = acc_cache.get("acc")
+            if acc and "error" in acc:
+                row.status, row.reason = "accuracy-failed", acc["error"]
+            elif acc:
+                row.accuracy, row.macro_f1, row.acc_n = acc["accuracy"], acc["macro_f1"], acc["n"]
+                claimed = spec.metrics.get("val_accuracy")
+                if claimed is not None and split == "val" and limit is None and abs(claimed - acc["accuracy"]) > 0.02:
+                    row.status = "accuracy-failed"
+                    row.reason = f"accuracy {acc['accuracy']:.4f} differs from the file's claim {claimed:.4f}"
+            rows.append(row)
+            log(f"{row.icon} {path.name} {name} t{th} b{bs}: {row.ms_per_img_p50} ms/img")
+        del b
+    return rows
+
+
+def _failed(row: BenchRow, reason: str, batches) -> BenchRow:
+    row.status, row.reason = "failed", reason
+    return row
+
+
+def _accuracy(b, data, split, limit, cache) -> dict:
+    from fer_edge.data import load_splits, stratified_sample
+    from fer_edge.evaluate import predict_all
+    from fer_edge.labels import ClassMap
+
+    spec = b.spec
+    key = (str(data), json.dumps(spec.class_map, sort_keys=True), split, limit)
+    if key not in cache:
+        cm = ClassMap.from_dict(spec.class_map) if spec.class_map else ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+        x, y = load_splits(data, cm).split(split)
+        if limit and limit < len(y):
+            idx = stratified_sample(y, limit, 0)
+            x, y = x[idx], y[idx]
+        cache[key] = (x, y)
+    x, y = cache[key]
+    rep = classification_report(y, predict_all(b, x), spec.labels)
+    return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "n": rep["n"]}
+
+
+def _ratios(rows: list[BenchRow], peak_gflops: float) -> None:
+    ref = {(r.threads, r.batch, r.device): r.ms_per_img_p50 for r in rows if r.backend == "keras" and r.ms_per_img_p50}
+    cores = os.cpu_count() or 1
+    for r in rows:
+        t = ref.get((r.threads, r.batch, r.device))
+        if t and r.ms_per_img_p50:
+            r.speedup_vs_tf = round(t / r.ms_per_img_p50, 2)
+        if r.macs and r.img_per_s:
+            peak_macs = peak_gflops / 2 * 1e9 * min(r.threads, cores) / cores
+            r.efficiency = round(r.macs * r.img_per_s / peak_macs, 4)
+
+
+# ----------------------------------------------------------------------------- pipeline rows
+def demo_faces(data: str | None, n: int = 8) -> list[np.ndarray]:
+    """Faces for synthetic frames: FER2013 test images when --data is given, else the bundled samples."""
+    import cv2
+
+    if data:
+        from fer_edge.data import load_raw
+
+        raw = load_raw(data)
+        rng = np.random.default_rng(0)
+        return [raw.images[i] for i in rng.choice(len(raw.images), n, replace=False)]
+    from fer_edge.runtime.recognizer import BUNDLED_DIR
+
+    files = sorted((BUNDLED_DIR / "samples").glob("*.png"))[:n]
+    if not files:
+        raise UsageError("no sample faces bundled; pass --data or --video.")
+    return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+
+
+def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300, size=(640, 480), fps: float = 30.0,
+                    face_px: int = 200) -> Path:
+    """A video of upscaled FER faces drifting over a textured background, one face per frame."""
+    import cv2
+
+    W, H = size
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(60, 200, (H, W), dtype=np.uint8), (0, 0), 8)
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    if not writer.isOpened():
+        raise UsageError(f"cannot write demo video {path}.")
+    pad = face_px // 5  # FER crops are tight: replicated borders give the detector the context it needs
+    side = face_px + 2 * pad
+    for i in range(frames):
+        face = cv2.resize(faces[(i // 30) % len(faces)], (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+        face = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        frame = bg.copy()
+        x = int((W - side) / 2 + (W - side) / 3 * np.sin(i / 40))
+        y = int((H - side) / 2 + (H - side) / 4 * np.cos(i / 55))
+        frame[y:y + side, x:x + side] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def bench_detector(min_time: float = 1.0) -> list[dict]:
+    """Haar cascade ms/frame at three resolutions with the settings `cam` uses."""
+    import cv2
+
+    from fer_edge.runtime.detect import HaarFaceDetector
+
+    det = HaarFaceDetector()
+    rng = np.random.default_rng(0)
+    rows = []
+    for W, H in ((320, 240), (640, 480), (1280, 720)):
+        gray = cv2.GaussianBlur(rng.integers(0, 255, (H, W), dtype=np.uint8), (0, 0), 3)
+        samples = time_calls(lambda: det.detect(gray), min_time=min_time, min_runs=20)
+        p = percentiles(samples)
+        rows.append({"resolution": f"{W}x{H}", "ms_p50": round(p["p50"], 3), "ms_p90": round(p["p90"], 3),
+                     "fps_p50": round(1000 / p["p50"], 1), **{k: v for k, v in asdict(det.config).items()}})
+    return rows
+
+
+def bench_end_to_end(files: list[Path], video: str | None, data: str | None, frames: int, log=print) -> list[dict]:
+    """frames/s of the whole cam pipeline (decode -> detect -> preprocess -> classify -> draw)."""
+    from fer_edge.runtime.recognizer import EmotionRecognizer
+    from fer_edge.runtime.video import run_cam
+
+    runnable = [f for f in files if f.suffix in (".tflite", ".onnx")]
+    if not runnable:
+        return []
+    with tempfile.TemporaryDirectory() as td:
+        if video is None:
+            video = str(make_demo_video(Path(td) / "demo.mp4", demo_faces(data), frames=frames))
+        elif not Path(video).is_file():
+            raise UsageError(f"--video {video}: no such file.")
+        rows = []
+        for f in runnable:
+            try:
+                rec = EmotionRecognizer(f)
+                stats = run_cam(rec, video, display=False, max_frames=frames, force_draw=True, log=lambda *_: None)
+                d = stats.to_dict()
+                rows.append({"file": str(f), "backend": rec.backend.name, "status": "ok", "video": Path(video).name,
+                             "frames": d["frames"], "faces": d["faces"], "fps": d["fps"], "ms_per_frame": d["ms_per_frame"]})
+            except FerEdgeError as exc:
+                rows.append({"file": str(f), "status": "failed", "reason": str(exc)})
+            log(f"end-to-end {f.name}: {rows[-1].get('fps')} frames/s")
+    return rows
+
+
+# ----------------------------------------------------------------------------- outputs
+CSV_FIELDS = [f for f in BenchRow.__dataclass_fields__ if f != "latency_ms"] + ["lat_p50", "lat_p90", "lat_p99", "lat_n"]
+
+
+def write_csv(result: BenchResult, path: str | Path) -> None:
+    import csv
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, CSV_FIELDS)
+        w.writeheader()
+        for r in result.rows:
+            d = asdict(r)
+            lat = d.pop("latency_ms") or {}
+            d.update({"lat_p50": lat.get("p50"), "lat_p90": lat.get("p90"), "lat_p99": lat.get("p99"), "lat_n": lat.get("n")})
+            w.writerow(d)
+    os.replace(tmp, path)
+
+
+def write_json(result: BenchResult, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated (lower latency and higher accuracy is better)."""
+    idx = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -1.0
+    for i in idx:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot_pareto(result: BenchResult, path: str | Path) -> Path:
+    from fer_edge._optional import require
+
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result.rows if r.status != "failed" and r.accuracy is not None and r.batch == 1]
+    if not rows:
+        rows = [r for r in result.rows if r.status != "failed" and r.batch == 1]
+    th = max((r.threads for r in rows), default=1)
+    rows = [r for r in rows if r.threads == th]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if rows:
+        pts = [(r.ms_per_img_p50, r.accuracy if r.accuracy is not None else 0.0) for r in rows]
+        sizes = [max(20.0, (r.size_kb or 10) / 10) for r in rows]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=sizes, alpha=0.6)
+        for r, p in zip(rows, pts):
+            ax.annotate(f"{r.format}/{r.quantization}/{r.backend}", p, fontsize=7, xytext=(3, 3), textcoords="offset points")
+        front = pareto_front(pts)
+        fx = [pts[i][0] for i in front]
+        fy = [pts[i][1] for i in front]
+        ax.plot(fx, fy, "r--", lw=1, label="Pareto frontier")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"ms per image (batch 1, {th} thread(s), p50, log scale)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("fer-edge: accuracy vs latency (marker area ~ file size)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".partial" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,1 @@
+"""Thin Typer CLI: each command parses options and calls one public function (heavy imports inside)."""

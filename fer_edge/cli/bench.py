@@ -1,0 +1,105 @@
+"""`fer-edge bench`: the benchmark table (see fer_edge.bench for what each row measures)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from fer_edge.cli.common import console, handle_errors
+from fer_edge.cli.main import app
+
+
+def _ints(text: str, name: str) -> list[int]:
+    from fer_edge.errors import UsageError
+
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--{name} takes a comma list of integers like 1,2 (got '{text}').") from None
+    if not vals or min(vals) < 1:
+        raise UsageError(f"--{name} values must be >= 1 (got '{text}').")
+    return vals
+
+
+def render(result) -> None:
+    from rich.table import Table
+
+    c = console()
+    e = result.env
+    c.print(f"[bold]host[/]: {e['cpu']} | {e['cores']} cores | {e['ram_gb']} GB RAM | {e['os']} | Python {e['python']}")
+    c.print("[bold]runtimes[/]: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()))
+    c.print(f"[bold]gpu[/]: {e['gpu']['summary']} | fp32 matmul peak {e['peak_fp32_gflops_all_threads']} GFLOP/s "
+            f"(all threads) | reference: {e.get('tensorflow_reference')}")
+    t = Table(title="fer-edge bench")
+    cols = ("Format", "Backend", "Quant", "Thr", "Batch", "Status", "Size KB", "Acc", "ms/img p50", "p90", "img/s",
+            "vs TF", "eff.")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("Format", "Backend", "Quant", "Status") else "right")
+
+    def f(v, spec="", suffix=""):
+        return "" if v is None else f"{v:{spec}}{suffix}"
+
+    for r in result.rows:
+        t.add_row(r.format, r.backend, r.quantization, str(r.threads), str(r.batch),
+                  r.icon + (f" {r.reason[:60]}" if r.reason else ""), f(r.size_kb, ".1f"), f(r.accuracy, ".4f"),
+                  f(r.ms_per_img_p50, ".3f"), f(r.ms_per_img_p90, ".3f"), f(r.img_per_s, ",.0f"),
+                  f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"))
+    c.print(t)
+    if result.detector:
+        d = Table(title="face detector (Haar, cam settings)")
+        for col in ("resolution", "ms p50", "ms p90", "frames/s"):
+            d.add_column(col, justify="right")
+        for r in result.detector:
+            if r.get("status") == "failed":
+                d.add_row("❌ " + r["reason"], "", "", "")
+            else:
+                d.add_row(r["resolution"], f"{r['ms_p50']:.2f}", f"{r['ms_p90']:.2f}", f"{r['fps_p50']:.0f}")
+        c.print(d)
+    if result.end_to_end:
+        t2 = Table(title="end to end (decode -> detect -> preprocess -> classify -> draw)")
+        for col in ("model", "backend", "frames", "faces", "frames/s", "decode", "detect", "classify", "draw"):
+            t2.add_column(col, justify="right")
+        for r in result.end_to_end:
+            if r.get("status") != "ok":
+                t2.add_row("❌ " + r.get("reason", ""), "", "", "", "", "", "", "", "")
+                continue
+            ms = r["ms_per_frame"]
+            t2.add_row(r["file"].split("/")[-1], r["backend"], str(r["frames"]), str(r["faces"]), f"{r['fps']:.0f}",
+                       f"{ms['decode']:.2f}", f"{ms['detect']:.2f}", f"{ms['classify']:.2f}", f"{ms['draw']:.2f}")
+        c.print(t2)
+
+
+@app.command("bench")
+@handle_errors
+def bench_cmd(
+    models: Optional[List[str]] = typer.Argument(None, help="Model files or an export folder (default: bundled)."),
+    backend: str = typer.Option("all", "--backend", help="all | onnxruntime | litert | tflite-runtime | tensorflow"),
+    threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts."),
+    batch: str = typer.Option("1,8,32", "--batch", help="Comma list of batch sizes."),
+    device: str = typer.Option("cpu", "--device", help="cpu | gpu | all"),
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 for accuracy rows (and demo video faces)."),
+    split: str = typer.Option("val", "--split", help="Split for accuracy: val | test | train."),
+    limit: Optional[int] = typer.Option(1000, "--limit", help="Stratified subsample for accuracy (0 = all)."),
+    video: Optional[str] = typer.Option(None, "--video", help="Video for the end-to-end row (default: generated)."),
+    min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed runs per row (at least --min-runs)."),
+    min_runs: int = typer.Option(30, "--min-runs"),
+    no_pipeline: bool = typer.Option(False, "--no-pipeline", help="Skip detector and end-to-end rows."),
+    frames: int = typer.Option(300, "--frames", help="Frames for the end-to-end row."),
+    json_file: Optional[str] = typer.Option(None, "--json", help="Write every field as JSON."),
+    csv_file: Optional[str] = typer.Option(None, "--csv", help="Write the rows as CSV."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Pareto chart PNG (accuracy vs latency)."),
+):
+    """Benchmark models per format, backend, threads and batch; plus detector and end-to-end FPS."""
+    from fer_edge.bench import plot_pareto, run_bench, write_csv, write_json
+
+    result = run_bench(models, backend=backend, threads=_ints(threads, "threads"), batches=_ints(batch, "batch"),
+                       device=device, data=data, split=split, limit=limit or None, video=video, min_time=min_time,
+                       min_runs=min_runs, pipeline=not no_pipeline, e2e_frames=frames,
+                       log=lambda m: console(stderr=True).print(m))
+    render(result)
+    if json_file:
+        write_json(result, json_file)
+    if csv_file:
+        write_csv(result, csv_file)
+    if plot:
+        plot_pareto(result, plot)

@@ -1,0 +1,62 @@
+"""`fer-edge cam`: webcam / video / stream with overlays, JSON lines and an output video."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fer_edge.cli.common import handle_errors, print_json
+from fer_edge.cli.main import app
+
+
+@app.command("cam")
+@handle_errors
+def cam_cmd(
+    source: str = typer.Option("0", "--source", help="Webcam index (0, 1...), video file or stream URL."),
+    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow"),
+    display: bool = typer.Option(True, "--display/--no-display", help="Show a window (needs a GUI OpenCV)."),
+    output: Optional[str] = typer.Option(None, "--output", help="Write the annotated video (.mp4/.avi)."),
+    jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames."),
+    fps_overlay: bool = typer.Option(False, "--fps-overlay", help="Draw the FPS on frames."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    smoothing: Optional[float] = typer.Option(0.5, "--smoothing", help="EMA weight of new probabilities (1 = none)."),
+    detect_every: int = typer.Option(1, "--detect-every", help="Run the face detector every N frames (tracking between)."),
+    explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+):
+    """Run live on a camera or a video; q/Esc quits, Ctrl-C closes the output cleanly."""
+    from fer_edge.runtime.recognizer import EmotionRecognizer
+    from fer_edge.runtime.video import has_gui, run_cam
+
+    if display:
+        ok, why = has_gui()
+        if not ok:
+            if output or jsonl:
+                typer.echo(f"note: {why}; continuing without a window (--no-display).", err=True)
+                display = False
+            else:
+                from fer_edge.errors import UsageError
+
+                raise UsageError(f"cannot open a window: {why}. Use --no-display with --output out.mp4 "
+                                 "and/or --jsonl events.jsonl.")
+    rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every)
+    overlay = None
+    if explain:
+        from fer_edge.runtime.cam import cam_overlay_for
+
+        overlay = cam_overlay_for(rec)
+    stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
+                    fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
+    summary = stats.to_dict()
+    if output:
+        summary["output"] = output
+    if jsonl:
+        summary["jsonl"] = jsonl
+    if json_out:
+        return print_json(summary)
+    ms = summary["ms_per_frame"]
+    typer.echo(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']} frames/s "
+               f"(decode {ms['decode']} / detect {ms['detect']} / classify {ms['classify']} / draw {ms['draw']} ms); "
+               f"ended: {summary['end_reason']}")

@@ -1,0 +1,58 @@
+"""`fer-edge evaluate`: accuracy, loss, macro-F1, per-class P/R/F1, confusion matrix."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fer_edge.cli.common import console, handle_errors, print_json, write_json_file
+from fer_edge.cli.main import app
+
+
+def render_report(rep: dict) -> None:
+    from rich.table import Table
+
+    c = console()
+    c.print(f"[bold]{rep['model']}[/] ({rep['format']} {rep['quantization']}, backend {rep['backend']}) on "
+            f"{rep['split']} = {rep['split_source']}, n={rep['n']}")
+    c.print(f"accuracy [bold]{rep['accuracy']:.4f}[/]  loss {rep['loss']:.4f}  macro-F1 {rep['macro_f1']:.4f}")
+    t = Table(title="per class")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for lab, m in rep["per_class"].items():
+        t.add_row(lab, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+    c.print(t)
+    cm = Table(title="confusion (rows = true, columns = predicted)")
+    cm.add_column("")
+    for lab in rep["labels"]:
+        cm.add_column(lab[:5], justify="right")
+    for lab, row in zip(rep["labels"], rep["confusion"]):
+        cm.add_row(lab, *[str(v) for v in row])
+    c.print(cm)
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate_cmd(
+    model: str = typer.Argument(..., help="A .keras, .tflite or .onnx model (or a run directory)."),
+    data: str = typer.Option("../shared/fer2013", "--data", help="FER2013 folder or fer2013.csv."),
+    split: str = typer.Option("test", "--split", help="train | val | test (test = PrivateTest, else test/)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow | keras"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Stratified subsample of N images."),
+    json_file: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON to this file ('-' = stdout)."),
+):
+    """Evaluate a model on a FER2013 split through the same code for every format."""
+    from pathlib import Path
+
+    from fer_edge.evaluate import evaluate
+
+    p = Path(model)
+    if p.is_dir() and (p / "model.keras").is_file():
+        p = p / "model.keras"
+    rep = evaluate(p, data, split=split, classes=classes, backend=backend, limit=limit)
+    if json_file == "-":
+        return print_json(rep)
+    render_report(rep)
+    if json_file:
+        write_json_file(json_file, rep)

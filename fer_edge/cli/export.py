@@ -1,0 +1,70 @@
+"""`fer-edge export`: TFLite / ONNX files with metadata, gated by a parity check."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fer_edge.cli.common import console, handle_errors, print_json
+from fer_edge.cli.main import app
+
+
+def render_export(report) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"export of {report.source} (Keras val acc {report.keras_val_acc:.4f}, n={report.n_val})")
+    for col in ("Format", "Quant", "Status", "Size KB", "Val acc", "Δacc pts", "Agreement", "ms/img"):
+        t.add_column(col)
+    for r in report.rows:
+        t.add_row(r.format, r.quantization, r.icon, f"{r.size_kb or 0:.1f}", "" if r.val_acc is None else f"{r.val_acc:.4f}",
+                  "" if r.delta_acc is None else f"{r.delta_acc:+.2f}", "" if r.agreement is None else f"{r.agreement:.4f}",
+                  "" if r.ms_per_img is None else f"{r.ms_per_img:.3f}")
+    console().print(t)
+    for r in report.rows:
+        if r.note:
+            console().print(f"{r.icon} {r.format} {r.quantization}: {r.note}")
+    console().print(f"report: {report.out_dir}/export_report.md")
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    model: Optional[str] = typer.Argument(None, help="A run directory or a .keras file."),
+    format: str = typer.Option("all", "--format", help="tflite | onnx | all (comma list allowed)."),
+    quantize: str = typer.Option("all", "--quantize", help="none | fp16 | dynamic | int8 | all."),
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 for calibration and the gate (default: the run's)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder (default: RUN/export)."),
+    int8_io: str = typer.Option("uint8", "--int8-io", help="TFLite int8 input/output type: uint8 | int8 | float."),
+    max_drop: float = typer.Option(1.5, "--max-drop", help="Largest int8/dynamic accuracy drop allowed, in points."),
+    calib_size: int = typer.Option(500, "--calib-size", min=300, help="Representative images (stratified, >= 300)."),
+    val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Gate on a stratified subsample (faster)."),
+    best: Optional[int] = typer.Option(None, "--best", help="Export the N best runs of --runs by val accuracy."),
+    runs: str = typer.Option("runs", "--runs", help="Runs folder for --best."),
+    explain: bool = typer.Option(False, "--explain", help="Add a CAM output (GAP-headed architectures only)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report(s) as JSON."),
+):
+    """Export to TFLite/ONNX; non-zero exit when a gate fails (no file left under that name)."""
+    from fer_edge.errors import UsageError
+    from fer_edge.export.api import best_runs, export_model
+    from fer_edge.export.formats import expand
+
+    expand(format, quantize)  # validate names before any heavy work
+    if best:
+        sources = best_runs(runs, best)
+    elif model:
+        sources = [model]
+    else:
+        raise UsageError("give a run directory / .keras file, or --best N --runs DIR.")
+    reports = []
+    log = (lambda *_: None) if json_out else (lambda m: console(stderr=True).print(m))
+    for src in sources:
+        rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
+                           max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain,
+                           log=log)
+        reports.append(rep)
+        if not json_out:
+            render_export(rep)
+    if json_out:
+        print_json([r.to_dict() for r in reports])
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,46 @@
+"""`fer-edge predict`: faces and emotions in images (annotated copies + JSON)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from fer_edge.cli.common import console, handle_errors, print_json
+from fer_edge.cli.main import app
+
+
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    images: List[str] = typer.Argument(..., help="Image files and/or folders."),
+    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow"),
+    output: Optional[str] = typer.Option(None, "--output", help="Folder for annotated images."),
+    json_out: bool = typer.Option(False, "--json", help="Print per-face JSON."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Crop margin around each face (default: model's)."),
+    explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
+):
+    """Detect faces and classify their expression."""
+    from fer_edge.runtime.images import predict_images
+    from fer_edge.runtime.recognizer import EmotionRecognizer
+
+    rec = EmotionRecognizer(model, backend=backend, threads=threads, margin=margin)
+    overlay = None
+    if explain:
+        from fer_edge.runtime.cam import cam_overlay_for
+
+        overlay = cam_overlay_for(rec)
+    records = predict_images(rec, images, output, overlay=overlay)
+    if json_out:
+        return print_json(records)
+    c = console()
+    for r in records:
+        if not r["faces"]:
+            c.print(f"{r['image']}: no face found")
+        for i, f in enumerate(r["faces"]):
+            top = sorted(f["scores"].items(), key=lambda kv: -kv[1])[:3]
+            c.print(f"{r['image']}: face {i} at {tuple(f['box'])}: [bold]{f['label']}[/] {f['score']:.2f} "
+                    f"({', '.join(f'{k} {v:.2f}' for k, v in top)})")
+        if "annotated" in r:
+            c.print(f"  -> {r['annotated']}")

@@ -1,0 +1,67 @@
+"""`fer-edge train`: one architecture, a list, or `--arch all` (then a leaderboard)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fer_edge.cli.common import handle_errors
+from fer_edge.cli.main import app
+
+DEFAULT_DATA = "../shared/fer2013"
+
+
+@app.command("train")
+@handle_errors
+def train_cmd(
+    data: str = typer.Option(DEFAULT_DATA, "--data", help="FER2013: Kaggle folder (train/, test/) or fer2013.csv."),
+    arch: str = typer.Option("edgenet", "--arch", help="Architecture, comma list, or 'all' (see `fer-edge models`)."),
+    classes: str = typer.Option("7", "--classes", help="7 | 4 | 2 | happy,angry | 'neg=angry+sad,happy'."),
+    epochs: int = typer.Option(30, "--epochs", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the architecture's)."),
+    label_smoothing: float = typer.Option(0.1, "--label-smoothing", min=0.0, max=0.5),
+    seed: int = typer.Option(42, "--seed"),
+    out: str = typer.Option("runs", "--out", help="Folder that receives run directories and the leaderboard."),
+    val_split: str = typer.Option("auto", "--val-split", help="auto (PublicTest when present) | publictest | 0.1"),
+    class_weight: str = typer.Option("none", "--class-weight", help="balanced | none"),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Augment in the tf.data pipeline only."),
+    weights: str = typer.Option("none", "--weights", help="Backbones: imagenet | none | PATH to no-top weights."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam | adamw | sgd (default: the arch's)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="plateau | cosine (default: the arch's)."),
+    patience: int = typer.Option(10, "--patience", help="EarlyStopping patience (epochs)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use a stratified subsample of N training images."),
+    strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+):
+    """Train on FER2013 and write a complete run directory (printed last)."""
+    from fer_edge._optional import require
+
+    require("tensorflow")
+    from fer_edge.labels import parse_classes
+    from fer_edge.training.registry import resolve_archs
+    from fer_edge.training.train import TrainConfig, train, write_leaderboard
+
+    if class_weight not in ("balanced", "none"):
+        from fer_edge.errors import unknown
+
+        raise unknown("class weight", class_weight, ["balanced", "none"])
+    if resume:
+        run = train(TrainConfig(data=data), resume=resume)
+        typer.echo(str(run))
+        return
+    parse_classes(classes)
+    names = resolve_archs(arch)
+    runs = []
+    for name in names:
+        cfg = TrainConfig(data=data, arch=name, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr,
+                          label_smoothing=label_smoothing, seed=seed, out=out, val_split=val_split,
+                          class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
+                          schedule=schedule, patience=patience, strict=strict, max_train=max_train)
+        runs.append(train(cfg))
+    if len(runs) > 1:
+        from pathlib import Path
+
+        typer.echo(f"leaderboard: {write_leaderboard(Path(out))}")
+    for r in runs:
+        typer.echo(str(r))

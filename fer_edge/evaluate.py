@@ -1,0 +1,49 @@
+"""`fer-edge evaluate`: metrics for any model file (.keras, .tflite, .onnx) through one code path.
+
+.tflite/.onnx go through the runtime backends (no TensorFlow); .keras through the Keras backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.errors import UsageError
+from fer_edge.labels import ClassMap, parse_classes
+from fer_edge.metrics import classification_report
+
+
+def predict_all(backend, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    out = [backend.predict(x[i:i + batch]) for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros((0, backend.spec.num_classes), np.float32)
+
+
+def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: str | None = None,
+             backend: str | None = None, limit: int | None = None, threads: int | None = None,
+             val_split: str = "auto") -> dict:
+    from fer_edge.data import load_splits, stratified_sample
+    from fer_edge.runtime.backends import load_backend
+
+    path = Path(model)
+    b = load_backend(path, backend=backend, threads=threads)
+    spec = b.spec
+    if classes:
+        cm = parse_classes(classes)
+        if cm.num_classes != spec.num_classes:
+            raise UsageError(f"--classes gives {cm.num_classes} classes but the model predicts {spec.num_classes}.")
+    elif spec.class_map:
+        cm = ClassMap.from_dict(spec.class_map)
+    else:
+        cm = ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+    splits = load_splits(data, cm, val_split)
+    x, y = splits.split(split)
+    if len(y) == 0:
+        raise UsageError(f"{data}: the {split} split is empty; choose --split train, val or test.")
+    if limit and limit < len(y):
+        idx = stratified_sample(y, limit, 0)
+        x, y = x[idx], y[idx]
+    probs = predict_all(b, x)
+    rep = classification_report(y, probs, list(spec.labels))
+    source = {"val": splits.val_source, "test": splits.test_source, "train": "Training"}[split]
+    return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,
+            "split": split, "split_source": source, "data": str(data), "labels": list(spec.labels), **rep}

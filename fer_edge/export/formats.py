@@ -1,0 +1,70 @@
+"""FORMATS: the one table of export formats (after Ultralytics' export_formats()).
+
+The CLI's --format/--quantize choices, validation, backend selection from a file suffix and
+the benchmark all read this table. Light: exporters are named by dotted path, imported on use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_edge.errors import unknown
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str
+    quantizations: tuple[str, ...]  # "none" = float32 as trained
+    exporter: str | None  # "module:function" or None (source format)
+    backends: tuple[str, ...]  # runtime backends able to run it, preferred first
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("keras", ".keras", ("none",), None, ("keras",)),
+    Format("tflite", ".tflite", ("none", "fp16", "dynamic", "int8"), "fer_edge.export.tflite:export_tflite",
+           ("litert", "tflite-runtime", "tensorflow")),
+    Format("onnx", ".onnx", ("none", "dynamic", "int8"), "fer_edge.export.onnx:export_onnx", ("onnxruntime",)),
+)
+
+QUANTIZATIONS: tuple[str, ...] = ("none", "fp16", "dynamic", "int8")
+EXPORT_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.exporter)
+
+
+def get_format(name: str) -> Format:
+    for f in FORMATS:
+        if f.name == name:
+            return f
+    raise unknown("format", name, [f.name for f in FORMATS])
+
+
+def format_for_path(path: str | Path) -> Format:
+    suffix = Path(path).suffix.lower()
+    for f in FORMATS:
+        if f.suffix == suffix:
+            return f
+    raise unknown("model file type", suffix or str(path), [f.suffix for f in FORMATS])
+
+
+def expand(formats: str, quantize: str) -> list[tuple[Format, str]]:
+    """'--format all --quantize all' -> every supported (format, quantization) pair, validated."""
+    fnames = list(EXPORT_FORMATS) if formats == "all" else [s.strip() for s in formats.split(",") if s.strip()]
+    qnames = list(QUANTIZATIONS) if quantize == "all" else [s.strip() for s in quantize.split(",") if s.strip()]
+    pairs = []
+    for fn in fnames:
+        fmt = get_format(fn)
+        if not fmt.exporter:
+            raise unknown("export format", fn, EXPORT_FORMATS)
+        for q in qnames:
+            if q not in QUANTIZATIONS:
+                raise unknown("quantization", q, QUANTIZATIONS)
+            if q in fmt.quantizations:
+                pairs.append((fmt, q))
+            elif quantize != "all":
+                raise unknown(f"quantization for {fmt.name}", q, fmt.quantizations)
+    return pairs
+
+
+def artifact_name(stem: str, fmt: Format, quantization: str) -> str:
+    q = "fp32" if quantization == "none" else quantization
+    return f"{stem}_{q}{fmt.suffix}"

@@ -1,0 +1,116 @@
+"""FER2013 labels and class reduction: the one table every other module reads.
+
+Canonical order is the Kaggle folder order (alphabetical). The original CSV codes
+emotions differently (0=angry 1=disgust 2=fear 3=happy 4=sad 5=surprise 6=neutral),
+so `CSV_CODES` maps them onto the canonical names once, here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fer_edge.errors import UsageError, did_you_mean
+
+FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+#: emotion code in fer2013.csv -> canonical label
+CSV_CODES: dict[int, str] = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
+
+#: named presets for --classes. "2" is the study's binary run (angry vs happy);
+#: "4" keeps the four most distinct expressions (happy, sad, surprise, neutral).
+PRESETS: dict[str, str] = {
+    "7": ",".join(FER2013_LABELS),
+    "4": "happy,sad,surprise,neutral",
+    "2": "angry,happy",
+}
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Output classes of a model and which FER2013 labels feed each one.
+
+    `groups[i]` lists the source labels merged into output class `labels[i]`;
+    source labels that appear in no group are dropped from the data.
+    """
+
+    labels: tuple[str, ...]
+    groups: tuple[tuple[str, ...], ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def source_to_output(self) -> dict[str, int]:
+        """Map each kept source label to its output index."""
+        return {src: i for i, group in enumerate(self.groups) for src in group}
+
+    def lookup_table(self) -> list[int]:
+        """For each canonical FER2013 label index, the output index or -1 (dropped)."""
+        mapping = self.source_to_output()
+        return [mapping.get(lab, -1) for lab in FER2013_LABELS]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {lab: list(g) for lab, g in zip(self.labels, self.groups)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[str]]) -> "ClassMap":
+        labels = tuple(d.keys())
+        groups = tuple(tuple(v) for v in d.values())
+        cm = cls(labels, groups)
+        _validate(cm)
+        return cm
+
+    def describe(self) -> str:
+        return ", ".join(lab if g == (lab,) else f"{lab}={'+'.join(g)}" for lab, g in zip(self.labels, self.groups))
+
+
+def _check_label(name: str) -> str:
+    name = name.strip().lower()
+    if name not in FER2013_LABELS:
+        raise UsageError(
+            f"unknown class '{name}'.{did_you_mean(name, FER2013_LABELS)} "
+            f"FER2013 classes are: {', '.join(FER2013_LABELS)}."
+        )
+    return name
+
+
+def _validate(cm: ClassMap) -> None:
+    seen: set[str] = set()
+    for lab, group in zip(cm.labels, cm.groups):
+        for src in group:
+            _check_label(src)
+            if src in seen:
+                raise UsageError(f"class '{src}' is used twice in --classes; each FER2013 class may feed one output.")
+            seen.add(src)
+    if len(cm.labels) != len(set(cm.labels)):
+        raise UsageError("output class names in --classes must be unique.")
+    if len(cm.labels) < 2:
+        raise UsageError("--classes must keep at least two classes.")
+
+
+def parse_classes(spec: str | None) -> ClassMap:
+    """Parse --classes: a preset ('7', '4', '2'), a list ('happy,angry') or merges
+    ('negative=angry+disgust+fear+sad,positive=happy+surprise,neutral')."""
+    spec = (spec or "7").strip()
+    if spec in PRESETS:
+        spec = PRESETS[spec]
+    elif spec.isdigit():
+        raise UsageError(f"unknown class preset '{spec}'. Presets are: {', '.join(PRESETS)} (or list class names).")
+    labels: list[str] = []
+    groups: list[tuple[str, ...]] = []
+    for item in (p.strip() for p in spec.split(",")):
+        if not item:
+            continue
+        if "=" in item:
+            name, _, members = item.partition("=")
+            name = name.strip().lower()
+            group = tuple(_check_label(m) for m in members.split("+") if m.strip())
+            if not name or not group:
+                raise UsageError(f"bad class merge '{item}': write NAME=label+label.")
+        else:
+            name = _check_label(item)
+            group = (name,)
+        labels.append(name)
+        groups.append(group)
+    cm = ClassMap(tuple(labels), tuple(groups))
+    _validate(cm)
+    return cm

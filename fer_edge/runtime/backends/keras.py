@@ -1,0 +1,72 @@
+"""Keras backend (host only, imports TensorFlow): the reference the other backends are compared to.
+
+Runs the model through a `tf.function` (model.predict costs ~40 ms per call in Python overhead).
+The spec comes from `spec.json` beside the .keras file (written by `fer-edge train`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge._optional import require
+from fer_edge.errors import ModelError
+from fer_edge.runtime.backends.base import Backend
+from fer_edge.spec import ModelSpec
+
+
+def load_keras_model(path: Path):
+    """Load safely (safe_mode=True refuses Lambda/pickled code) with a one-line error."""
+    keras = require("keras")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:
+        msg = str(exc)
+        if "safe_mode" in msg or "Lambda" in msg:
+            raise ModelError(f"{path}: refused, it needs unsafe deserialisation (Lambda/custom code); "
+                             "fer-edge loads models with safe_mode only.") from None
+        raise ModelError(f"{path}: cannot load this .keras file ({msg.splitlines()[0][:200]}).") from None
+    except Exception as exc:  # zip/h5 errors for corrupt files
+        raise ModelError(f"{path}: cannot load this .keras file ({exc.__class__.__name__}: {str(exc)[:160]}).") from None
+
+
+def keras_spec(path: Path, model=None) -> ModelSpec:
+    """spec.json beside the model; else a 7-class FER2013 spec only when the output has 7 classes."""
+    spec_file = path.with_name("spec.json")
+    if spec_file.is_file():
+        return ModelSpec.from_json(spec_file.read_text(), where=str(spec_file))
+    raise ModelError(f"{path}: no spec.json beside it (written by `fer-edge train`); "
+                     "cannot know its labels. Pass --classes to say which classes it predicts.")
+
+
+class KerasBackend(Backend):
+    name = "keras"
+
+    @classmethod
+    def load(cls, path, threads=None, device="cpu", spec: ModelSpec | None = None):
+        tf = require("tensorflow")
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # already initialised: keep the process-wide setting
+        self = cls()
+        self.path = Path(path)
+        self._tf = tf
+        self.model = load_keras_model(self.path)
+        self.spec = spec or keras_spec(self.path, self.model)
+        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        return self
+
+    @property
+    def version(self) -> str:
+        return self._tf.__version__
+
+    def predict(self, batch):
+        batch = self.check_batch(batch)
+        out = self._fn(self._tf.constant(batch, self._tf.float32))
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        return np.asarray(out, np.float32)

@@ -1,0 +1,88 @@
+"""TFLite backend on LiteRT (`ai-edge-litert`, the successor of tflite-runtime): numpy 2, no TF.
+
+`tflite_runtime.py` and `tensorflow_lite.py` reuse this class with another interpreter import.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge._optional import require
+from fer_edge.errors import ModelError
+from fer_edge.export.metadata import read_tflite_metadata
+from fer_edge.runtime.backends.base import Backend, dequantize, quantize
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+    _module = "ai_edge_litert.interpreter"
+
+    @classmethod
+    def _interpreter_module(cls):
+        return require(cls._module)
+
+    @classmethod
+    def load(cls, path, threads=None, device="cpu"):
+        mod = cls._interpreter_module()
+        self = cls()
+        self.path = Path(path)
+        self._mod = mod
+        self.spec = read_tflite_metadata(self.path)  # refuse files without metadata before anything else
+        try:
+            self.interp = mod.Interpreter(model_path=str(self.path), num_threads=threads or None)
+            self.interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path}: {self.name} cannot load it ({str(exc).splitlines()[0][:200]}).") from None
+        self._in = self.interp.get_input_details()[0]
+        self._outs = self.interp.get_output_details()
+        self._batch = int(self._in["shape"][0])
+        return self
+
+    @property
+    def version(self) -> str:
+        import importlib.metadata as md
+
+        for dist in ("ai-edge-litert", "tflite-runtime", "tensorflow-cpu", "tensorflow"):
+            try:
+                return md.version(dist)
+            except md.PackageNotFoundError:
+                continue
+        return "?"
+
+    def _resize(self, n: int) -> None:
+        if n != self._batch:
+            shape = list(self._in["shape"])
+            shape[0] = n
+            self.interp.resize_tensor_input(self._in["index"], shape)
+            self.interp.allocate_tensors()
+            self._in = self.interp.get_input_details()[0]
+            self._outs = self.interp.get_output_details()
+            self._batch = n
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        batch = self.check_batch(batch)
+        self._resize(len(batch))
+        dtype = self._in["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zp = self._in["quantization"]
+            x = quantize(batch, dtype, scale or 1.0, int(zp))
+        else:
+            x = batch.astype(dtype, copy=False)
+        self.interp.set_tensor(self._in["index"], x)
+        self.interp.invoke()
+        outs = []
+        for d in self._outs:
+            y = self.interp.get_tensor(d["index"])
+            if np.issubdtype(d["dtype"], np.integer):
+                scale, zp = d["quantization"]
+                y = dequantize(y, scale, int(zp))
+            outs.append(np.asarray(y, np.float32))
+        return self._order_outputs(outs)
+
+    def _order_outputs(self, outs: list[np.ndarray]) -> list[np.ndarray]:
+        """Probabilities first: TFLite does not keep Keras' output order, so sort by rank (2-D first)."""
+        return sorted(outs, key=lambda a: a.ndim)
+
+    def predict(self, batch):
+        return self.run(batch)[0]

@@ -1,0 +1,58 @@
+"""Class activation maps at the edge, in numpy (Zhou et al. 2016).
+
+A model exported with `fer-edge export --explain` has a second output, the last feature map
+(h, w, c); its metadata carries the linear classifier (c x k weights). CAM for class k is then
+features @ W[:, k]: no TensorFlow and no gradients needed on the device.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import UsageError
+
+
+def cam_maps(features: np.ndarray, weights: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """features (N, h, w, c), weights (c, k), classes (N,) -> (N, h, w) maps scaled to 0..1."""
+    w = weights[:, classes].T  # (N, c)
+    maps = np.einsum("nhwc,nc->nhw", features.astype(np.float32), w.astype(np.float32))
+    maps = np.maximum(maps, 0)
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+
+
+def require_cam(spec) -> np.ndarray:
+    if not spec.cam or "weights" not in spec.cam:
+        raise UsageError(
+            f"this model ({spec.arch}, {spec.format}) has no CAM output. Export a GAP-headed architecture "
+            "(edgenet, mini_xception) with `fer-edge export --explain`, or run `fer-edge explain` on the host."
+        )
+    return np.asarray(spec.cam["weights"], np.float32)
+
+
+def blend_heatmap(image: np.ndarray, box, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a 0..1 map into image[box] with the JET colour map (in place, returns image)."""
+    x, y, w, h = box
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return image
+    heat = cv2.resize((cam * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    heat = cv2.applyColorMap(heat, cv2.COLORMAP_JET)[y0 - y:y1 - y, x0 - x:x1 - x]
+    roi = image[y0:y1, x0:x1]
+    image[y0:y1, x0:x1] = cv2.addWeighted(roi, 1 - alpha, heat, alpha, 0)
+    return image
+
+
+def cam_overlay_for(recognizer):
+    """Turn CAMs on in `recognizer` and return an overlay function for draw pipelines."""
+    require_cam(recognizer.spec)
+    recognizer.explain = True
+
+    def overlay(image, results):
+        for r in results:
+            if r.cam is not None:
+                blend_heatmap(image, r.box, r.cam)
+        return image
+
+    return overlay

@@ -1,0 +1,137 @@
+"""EmotionRecognizer: detect -> crop -> preprocess -> one batched inference -> results.
+
+`EmotionRecognizer().predict(image)` works right after `pip install fer-edge`: with no model
+it loads the bundled int8 model (TFLite when a TFLite interpreter is installed, else ONNX).
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.errors import ModelError, UsageError
+from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
+from fer_edge.runtime.backends import Backend, load_backend
+from fer_edge.runtime.detect import Box, DetectorConfig, FaceDetector, HaarFaceDetector
+from fer_edge.runtime.track import Tracker
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_STEM = "fer_edge_default"
+
+
+def bundled_model(prefer: str | None = None) -> Path:
+    """The packaged default model: int8 TFLite if LiteRT/tflite-runtime is installed, else int8 ONNX."""
+    tflite = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.tflite"
+    onnx = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
+    has_tflite = any(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tflite_runtime"))
+    if prefer in ("litert", "tflite-runtime", "tensorflow", "tflite"):
+        order = [tflite]
+    elif prefer == "onnxruntime" or prefer == "onnx":
+        order = [onnx]
+    else:
+        order = [tflite, onnx] if has_tflite else [onnx, tflite]
+    for p in order:
+        if p.is_file():
+            return p
+    raise ModelError(f"no bundled model in {BUNDLED_DIR}; pass --model PATH to a fer-edge .tflite/.onnx file.")
+
+
+@dataclass
+class FaceResult:
+    """One face: box (x, y, w, h) in image pixels, top label and score, every class's score."""
+
+    box: tuple[int, int, int, int]
+    label: str
+    score: float
+    scores: dict[str, float]
+    track_id: int | None = None
+    cam: np.ndarray | None = field(default=None, repr=False)  # class activation map (0..1), when asked
+
+    def to_dict(self) -> dict:
+        d = {"box": [int(v) for v in self.box], "label": self.label, "score": round(float(self.score), 6),
+             "scores": {k: round(float(v), 6) for k, v in self.scores.items()}}
+        if self.track_id is not None:
+            d["track_id"] = int(self.track_id)
+        return d
+
+
+class EmotionRecognizer:
+    def __init__(self, model: str | Path | Backend | None = None, detector: FaceDetector | None = None,
+                 backend: str | None = None, threads: int | None = None, smoothing: float | None = None,
+                 margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | None = None):
+        if isinstance(model, Backend):
+            self.backend = model
+        else:
+            path = Path(model) if model else bundled_model(backend)
+            self.backend = load_backend(path, backend=backend, threads=threads)
+        self.spec = self.backend.spec
+        self.detector = detector or HaarFaceDetector(detector_config)
+        self.margin = self.spec.crop_margin if margin is None else float(margin)
+        if smoothing is not None and not 0 < smoothing <= 1:
+            raise UsageError(f"smoothing must be in (0, 1], got {smoothing}.")
+        if detect_every < 1:
+            raise UsageError(f"detect_every must be >= 1, got {detect_every}.")
+        self.tracker = Tracker(alpha=smoothing) if (smoothing is not None or detect_every > 1) else None
+        self.detect_every = detect_every
+        self._frame = 0
+        self.timings = {"detect_ms": 0.0, "classify_ms": 0.0}
+        self.explain = False  # set by runtime.cam.cam_overlay_for: also compute class activation maps
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.spec.labels)
+
+    def classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
+        """Face crops (any size/colour) -> (N, K) probabilities in one inference call."""
+        batch = preprocess_batch(faces, self.spec.size, self.spec.channels, rgb=rgb)
+        if len(batch) == 0:
+            return np.zeros((0, self.spec.num_classes), np.float32)
+        return self.backend.predict(batch)
+
+    def predict(self, image: np.ndarray, rgb: bool = False) -> list[FaceResult]:
+        """All faces of one image (BGR by default; RGB with rgb=True; gray, BGRA, uint8 or float)."""
+        if not isinstance(image, np.ndarray):
+            raise UsageError(f"image must be a numpy array, got {type(image).__name__}.")
+        try:
+            gray = to_gray(image, rgb=rgb)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        t0 = time.perf_counter()
+        tracks = None
+        if self.tracker is not None and self._frame % self.detect_every != 0:
+            tracks = self.tracker.live()
+            boxes: list[Box] = [t.box for t in tracks]
+        else:
+            boxes = self.detector.detect(gray)
+            if self.tracker is not None:
+                tracks = self.tracker.match(boxes)
+        self._frame += 1
+        t1 = time.perf_counter()
+        crops = [crop_box(gray, b, self.margin) for b in boxes]
+        cams = None
+        if self.explain and crops:
+            from fer_edge.runtime.cam import cam_maps, require_cam
+
+            batch = preprocess_batch(crops, self.spec.size, self.spec.channels)
+            probs, features = self.backend.run(batch)[:2]
+            cams = cam_maps(features, require_cam(self.spec), probs.argmax(1))
+        else:
+            probs = self.classify(crops)
+        t2 = time.perf_counter()
+        self.timings = {"detect_ms": (t1 - t0) * 1e3, "classify_ms": (t2 - t1) * 1e3}
+        results = []
+        for i, box in enumerate(boxes):
+            p = probs[i]
+            tid = None
+            if tracks is not None and self.tracker.alpha is not None:
+                p = self.tracker.smooth(tracks[i], p)
+            if tracks is not None:
+                tid = tracks[i].id
+            k = int(np.argmax(p))
+            results.append(FaceResult(tuple(int(v) for v in box), self.spec.labels[k], float(p[k]),
+                                      {lab: float(v) for lab, v in zip(self.spec.labels, p)}, tid,
+                                      cams[i] if cams is not None else None))
+        return results

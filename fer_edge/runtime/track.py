@@ -1,0 +1,68 @@
+"""IoU tracking + exponential moving average of probabilities, so labels do not flicker and
+detection can be skipped on some frames while tracked boxes persist."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_edge.runtime.detect import Box
+
+
+def iou(a: Box, b: Box) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: Box
+    probs: np.ndarray | None = None
+    missed: int = 0
+
+
+@dataclass
+class Tracker:
+    alpha: float = 0.5  # EMA weight of the newest probabilities (1.0 = no smoothing)
+    iou_threshold: float = 0.3
+    max_missed: int = 5  # detection frames a track may go unseen before it is dropped
+    tracks: list[Track] = field(default_factory=list)
+    _next_id: int = 1
+
+    def match(self, boxes: list[Box]) -> list[Track]:
+        """Assign each detected box to a track (greedy by IoU), creating/ageing tracks."""
+        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
+                       reverse=True)
+        used_t, used_b, assigned = set(), set(), {}
+        for score, ti, bi in pairs:
+            if score < self.iou_threshold or ti in used_t or bi in used_b:
+                continue
+            used_t.add(ti), used_b.add(bi)
+            assigned[bi] = self.tracks[ti]
+        for ti, t in enumerate(self.tracks):
+            if ti not in used_t:
+                t.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        out = []
+        for bi, b in enumerate(boxes):
+            t = assigned.get(bi)
+            if t is None:
+                t = Track(self._next_id, b)
+                self._next_id += 1
+                self.tracks.append(t)
+            t.box, t.missed = b, 0
+            out.append(t)
+        return out
+
+    def live(self) -> list[Track]:
+        """Tracks seen on the last detection frame (used when detection is skipped)."""
+        return [t for t in self.tracks if t.missed == 0]
+
+    def smooth(self, track: Track, probs: np.ndarray) -> np.ndarray:
+        track.probs = probs if track.probs is None else self.alpha * probs + (1 - self.alpha) * track.probs
+        return track.probs

@@ -1,0 +1,32 @@
+"""`vgg`: VGG-style CNN trained from scratch, as in the study.
+
+Source: Simonyan & Zisserman 2015 (arXiv:1409.1556), scaled to 48x48 inputs; head from the study
+(Flatten -> 512 -> 0.5 -> 256 -> 0.3 -> softmax).
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_edge.training.models.common import apply_conv_bn, apply_dense_head, apply_input
+from fer_edge.training.registry import register_model
+
+
+def apply_vgg_block(x, filters: int, convs: int, name: str, dropout: float = 0.0):
+    for i in range(convs):
+        x = apply_conv_bn(x, filters, name=f"{name}_c{i + 1}")
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_drop")(x)
+    return x
+
+
+@register_model("vgg", source="Simonyan & Zisserman 2015 (VGG), study's scratch variant", family="vgg",
+                defaults={"lr": 1e-3})
+def vgg(input_shape, num_classes, widths=(32, 64, 128, 256), **_):
+    inputs, x = apply_input(input_shape)
+    for i, w in enumerate(widths):
+        x = apply_vgg_block(x, w, 2, name=f"block{i + 1}", dropout=0.25)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = apply_dense_head(x, num_classes)
+    return keras.Model(inputs, outputs, name="vgg")

@@ -1,0 +1,423 @@
+"""`fer-edge train`: fit loop, run directory, per-epoch checkpoints, resume, leaderboard.
+
+A run directory holds everything needed to reproduce and to resume:
+config.json (arguments, class map, data fingerprint, status), spec.json (labels/input for
+export and evaluate), last.keras + state.json (written each epoch), model.keras (best on
+val accuracy), history.csv, metrics.json, curves.png, confusion.png.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_edge import __version__
+from fer_edge.errors import UsageError
+from fer_edge.labels import parse_classes, ClassMap
+from fer_edge.spec import ModelSpec
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "edgenet"
+    classes: str = "7"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float | None = None  # None: the architecture's default
+    label_smoothing: float = 0.1
+    seed: int = 42
+    out: str = "runs"
+    val_split: str = "auto"
+    class_weight: str = "none"
+    augment: bool = True
+    weights: str = "none"
+    optimizer: str | None = None  # adam | adamw | sgd ; None: arch default
+    schedule: str | None = None  # plateau | cosine ; None: arch default
+    weight_decay: float = 1e-4
+    patience: int = 10
+    strict: bool = False
+    cache_dir: str | None = None
+    max_train: int | None = None  # subsample training images (quick experiments, tests)
+    two_phase: bool | None = None  # None: on for pretrained backbones with weights
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp name, then rename): never a half-written file."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def save_keras_atomic(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def get_strategy(devices: list[str] | None = None):
+    """MirroredStrategy over several GPUs (or the given devices), else the default strategy."""
+    import tensorflow as tf
+
+    if devices:
+        return tf.distribute.MirroredStrategy(devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _classes_tag(cm: ClassMap) -> str:
+    return f"{cm.num_classes}c" if cm.num_classes != 7 else "7c"
+
+
+def _optimizer(name: str, lr, weight_decay: float):
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    raise UsageError(f"unknown optimizer '{name}'. Choose adam, adamw or sgd.")
+
+
+def _set_backbone_trainable(model, fraction: float | None) -> None:
+    """fraction None: freeze the backbone; else unfreeze its top `fraction` of layers (BN stays frozen)."""
+    from keras import layers
+
+    base = model.get_layer("backbone")
+    if fraction is None:
+        base.trainable = False
+        return
+    base.trainable = True
+    n = len(base.layers)
+    cut = int(n * (1 - fraction))
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
+
+
+class _EpochCheckpoint:
+    """Keras callback factory: each epoch saves last.keras + state.json, and model.keras when best."""
+
+    @staticmethod
+    def make(run_dir: Path, state: dict, phase: int):
+        import keras
+
+        class EpochCheckpoint(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                val_acc = float(logs.get("val_accuracy", float("nan")))
+                if not math.isnan(val_acc) and val_acc > state.get("best_val_accuracy", -1.0):
+                    state["best_val_accuracy"] = val_acc
+                    state["best_epoch"] = epoch + 1
+                    save_keras_atomic(self.model, run_dir / "model.keras")
+                save_keras_atomic(self.model, run_dir / "last.keras")
+                state["epoch"] = epoch + 1
+                state["phase"] = phase
+                state["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                write_json(run_dir / "state.json", state)
+
+        return EpochCheckpoint()
+
+
+def _predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    import tensorflow as tf
+
+    fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+    out = [fn(tf.constant(x[i:i + batch], tf.float32)).numpy() for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if history_csv.is_file():
+        import csv
+
+        rows = list(csv.DictReader(history_csv.open()))
+        if rows:
+            ep = [int(r["epoch"]) + 1 for r in rows]
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+            for ax, key in zip(axes, ("accuracy", "loss")):
+                ax.plot(ep, [float(r[key]) for r in rows], label="train")
+                if f"val_{key}" in rows[0]:
+                    ax.plot(ep, [float(r[f"val_{key}"]) for r in rows], label="val")
+                ax.set_xlabel("epoch"), ax.set_title(key), ax.legend(), ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(run_dir / "curves.png", dpi=100)
+            plt.close(fig)
+    if cm:
+        a = np.asarray(cm, np.float64)
+        norm = a / np.maximum(a.sum(1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n{int(a[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted"), ax.set_ylabel("true")
+        fig.tight_layout()
+        fig.savefig(run_dir / "confusion.png", dpi=100)
+        plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: list[str] | None = None,
+          log=print, callbacks: list | None = None) -> Path:
+    """Train one architecture; returns the run directory (complete, or marked interrupted)."""
+    from fer_edge._optional import require
+
+    require("tensorflow")
+    keras = require("keras")
+    import tensorflow as tf
+
+    from fer_edge.data import class_weights, load_splits
+    from fer_edge.metrics import classification_report
+    from fer_edge.training.flops import count_macs
+    from fer_edge.training.pipeline import make_dataset
+    from fer_edge.training.registry import create_model, get_arch
+
+    state: dict[str, Any] = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "phase": 1}
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise UsageError(f"--resume {run_dir}: not a run directory (no config.json).")
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = TrainConfig(**saved["train_config"])
+        if (run_dir / "state.json").is_file():
+            state.update(json.loads((run_dir / "state.json").read_text()))
+        if saved.get("status") == "finished":
+            log(f"{run_dir} already finished; nothing to resume.")
+            return run_dir
+    info = get_arch(cfg.arch)
+    class_map = parse_classes(cfg.classes)
+    keras.utils.set_random_seed(cfg.seed)
+    splits = load_splits(cfg.data, class_map, cfg.val_split, cfg.seed, cfg.strict, cfg.cache_dir)
+    x_train, y_train = splits.x_train, splits.y_train
+    if len(y_train) == 0:
+        raise UsageError(f"{cfg.data}: no training images (expected a train/ folder or Training rows).")
+    if cfg.max_train and cfg.max_train < len(y_train):
+        from fer_edge.data import stratified_sample
+
+        idx = stratified_sample(y_train, cfg.max_train, cfg.seed)
+        x_train, y_train = x_train[idx], y_train[idx]
+    if not resume:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(cfg.out) / f"{stamp}-{cfg.arch}-{_classes_tag(class_map)}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+    lr = cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3)
+    opt_name = cfg.optimizer or info.defaults.get("optimizer", "adam")
+    schedule = cfg.schedule or info.defaults.get("schedule", "plateau")
+    two_phase = cfg.two_phase
+    if two_phase is None:
+        two_phase = bool(info.defaults.get("two_phase")) and str(cfg.weights).lower() != "none"
+    config = {
+        "status": "running",
+        "train_config": asdict(cfg),
+        "resolved": {"lr": lr, "optimizer": opt_name, "schedule": schedule, "two_phase": two_phase},
+        "class_map": class_map.to_dict(),
+        "data": splits.summary(),
+        "fer_edge_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+    if resume:
+        config["started"] = json.loads((run_dir / "config.json").read_text()).get("started")
+        config["resumed"] = datetime.now().isoformat(timespec="seconds")
+    write_json(run_dir / "config.json", config)
+    spec = ModelSpec(labels=list(class_map.labels), class_map=class_map.to_dict(), arch=cfg.arch,
+                     source_run=run_dir.name, data_fingerprint=splits.fingerprint, fer_edge_version=__version__)
+    write_json(run_dir / "spec.json", json.loads(spec.to_json()))
+
+    num_classes = class_map.num_classes
+    train_ds = make_dataset(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
+                            seed=cfg.seed)
+    val_ds = make_dataset(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
+    cw = class_weights(y_train, num_classes) if cfg.class_weight == "balanced" else None
+    if cfg.class_weight not in ("balanced", "none"):
+        raise UsageError(f"--class-weight must be balanced or none, got '{cfg.class_weight}'.")
+    strategy = get_strategy(devices)
+    phases = [(1, cfg.epochs, lr, None)]
+    if two_phase:
+        p1 = max(1, cfg.epochs // 2)
+        phases = [(1, p1, lr, None), (2, cfg.epochs, info.defaults.get("finetune_lr", 1e-5),
+                                      info.defaults.get("finetune_fraction", 0.3))]
+    t0 = time.time()
+    status = "finished"
+    try:
+        with strategy.scope():
+            if resume and (run_dir / "last.keras").is_file():
+                model = keras.models.load_model(run_dir / "last.keras", safe_mode=True)
+                log(f"resuming {run_dir} at epoch {state['epoch']} (phase {state.get('phase', 1)})")
+            else:
+                model = create_model(cfg.arch, (48, 48, 1), num_classes, weights=cfg.weights)
+        for phase, end_epoch, phase_lr, fraction in phases:
+            if state["epoch"] >= end_epoch:
+                continue
+            fresh_phase = not (resume and state.get("phase", 1) == phase and (run_dir / "last.keras").is_file())
+            if fresh_phase or model.optimizer is None:
+                with strategy.scope():
+                    if two_phase:
+                        _set_backbone_trainable(model, fraction)
+                    model.compile(optimizer=_optimizer(opt_name, phase_lr, cfg.weight_decay),
+                                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                                  metrics=["accuracy"])
+            resume = None if phase == 1 else resume  # next phase always starts fresh
+            cbs = [
+                _EpochCheckpoint.make(run_dir, state, phase),
+                keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+                *(callbacks or []),
+            ]
+            if val_ds is not None:
+                cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
+                                                               mode="max"))
+            start = state["epoch"]
+            if schedule == "cosine":
+                total, base = end_epoch, phase_lr
+                cbs.append(keras.callbacks.LearningRateScheduler(
+                    lambda e, _lr: float(base * 0.5 * (1 + math.cos(math.pi * e / total)))))
+            elif val_ds is not None:
+                cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
+                                                                   patience=max(2, cfg.patience // 3), min_lr=1e-6))
+            hist = model.fit(train_ds, validation_data=val_ds, epochs=end_epoch, initial_epoch=start,
+                             class_weight=cw, callbacks=cbs, verbose=2, shuffle=False)
+            if len(hist.epoch) and hist.epoch[-1] + 1 < end_epoch:
+                log(f"early stopping after epoch {hist.epoch[-1] + 1}")
+                if phase == len(phases):
+                    break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    train_seconds = time.time() - t0 + float(state.get("train_seconds", 0.0))
+    state["train_seconds"] = train_seconds
+    write_json(run_dir / "state.json", state)
+    if status != "finished":
+        config["status"] = status
+        write_json(run_dir / "config.json", config)
+        log(f"interrupted after epoch {state['epoch']}; continue with: fer-edge train --resume {run_dir}")
+        log(str(run_dir))
+        return run_dir
+
+    best_path = run_dir / "model.keras"
+    if not best_path.is_file():  # no validation split: the last epoch is the model
+        save_keras_atomic(model, best_path)
+    best = keras.models.load_model(best_path, safe_mode=True, compile=False)
+    metrics: dict[str, Any] = {"labels": list(class_map.labels), "splits": {}}
+    for name in ("train", "val", "test"):
+        x, y = (x_train, y_train) if name == "train" else splits.split(name)
+        rep = classification_report(y, _predict(best, x), class_map.labels)
+        metrics["splits"][name] = rep
+    metrics["val_source"], metrics["test_source"] = splits.val_source, splits.test_source
+    metrics.update({
+        "arch": cfg.arch,
+        "classes": class_map.describe(),
+        "params": int(best.count_params()),
+        "macs": count_macs(best),
+        "size_bytes": best_path.stat().st_size,
+        "epochs_run": int(state["epoch"]),
+        "best_epoch": int(state["best_epoch"]),
+        "train_seconds": round(train_seconds, 1),
+        "images_per_second": round(len(y_train) * state["epoch"] / max(train_seconds, 1e-9), 1),
+        "hardware": _hardware(),
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    spec.metrics = {"val_accuracy": metrics["splits"]["val"]["accuracy"], "val_macro_f1": metrics["splits"]["val"]["macro_f1"],
+                    "val_source": splits.val_source}
+    write_json(run_dir / "spec.json", json.loads(spec.to_json()))
+    _plots(run_dir, run_dir / "history.csv", metrics["splits"]["val"]["confusion"], list(class_map.labels))
+    config["status"] = "finished"
+    config["finished"] = datetime.now().isoformat(timespec="seconds")
+    write_json(run_dir / "config.json", config)
+    (run_dir / "last.keras").unlink(missing_ok=True)  # the best model is kept; the resume point is spent
+    write_leaderboard(Path(cfg.out))
+    return run_dir
+
+
+def _hardware() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, no GPU" if not _gpus() else f"{cpu}, {os.cpu_count()} cores, {_gpus()} GPU(s)"
+
+
+def _gpus() -> int:
+    try:
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    except Exception:
+        return 0
+
+
+LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",
+                       "val_macro_f1", "val_source", "params", "macs_m", "size_kb", "epochs", "train_min"]
+
+
+def leaderboard_rows(runs_dir: Path) -> list[dict]:
+    rows = []
+    for cfg_file in sorted(Path(runs_dir).glob("*/config.json")):
+        run = cfg_file.parent
+        try:
+            config = json.loads(cfg_file.read_text())
+            m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else None
+        except ValueError:
+            continue
+        if m is None:
+            rows.append({"run": run.name, "model": config.get("train_config", {}).get("arch"),
+                         "classes": ", ".join(config.get("class_map", {})), "status": config.get("status", "?")})
+            continue
+        tr, va = m["splits"]["train"], m["splits"]["val"]
+        rows.append({
+            "run": run.name, "model": m["arch"], "classes": m["classes"], "status": config.get("status"),
+            "train_acc": tr["accuracy"], "train_loss": tr["loss"], "val_acc": va["accuracy"], "val_loss": va["loss"],
+            "val_macro_f1": va["macro_f1"], "val_source": m.get("val_source"), "params": m["params"],
+            "macs_m": round(m["macs"] / 1e6, 1), "size_kb": round(m["size_bytes"] / 1024, 1),
+            "epochs": m["epochs_run"], "train_min": round(m["train_seconds"] / 60, 1),
+        })
+    rows.sort(key=lambda r: -(r.get("val_acc") or -1))
+    return rows
+
+
+def write_leaderboard(runs_dir: Path) -> Path:
+    """runs/leaderboard.csv and .md: the study's results table, from the runs' metrics.json only."""
+    import csv
+    import io
+
+    rows = leaderboard_rows(runs_dir)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, LEADERBOARD_COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in LEADERBOARD_COLUMNS})
+    (runs_dir / "leaderboard.csv.partial").write_text(buf.getvalue())
+    os.replace(runs_dir / "leaderboard.csv.partial", runs_dir / "leaderboard.csv")
+
+    def fmt(v):
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    md = ["| " + " | ".join(LEADERBOARD_COLUMNS) + " |", "|" + "---|" * len(LEADERBOARD_COLUMNS)]
+    md += ["| " + " | ".join(fmt(r.get(k)) for k in LEADERBOARD_COLUMNS) + " |" for r in rows]
+    (runs_dir / "leaderboard.md.partial").write_text("\n".join(md) + "\n")
+    os.replace(runs_dir / "leaderboard.md.partial", runs_dir / "leaderboard.md")
+    return runs_dir / "leaderboard.md"

@@ -1,0 +1,19 @@
+"""Describe the registry: used by `fer-edge models` and the docs."""
+from __future__ import annotations
+
+
+def describe_models(num_classes: int = 7) -> list[dict]:
+    import keras
+
+    from fer_edge.training.flops import count_macs
+    from fer_edge.training.registry import create_model, get_arch, list_models
+
+    rows = []
+    for name in list_models():
+        info = get_arch(name)
+        m = create_model(name, (48, 48, 1), num_classes)
+        rows.append({"name": name, "family": info.family, "source": info.source, "params": int(m.count_params()),
+                     "macs": count_macs(m), "cam": info.cam, "pretrained": info.pretrained})
+        del m
+        keras.backend.clear_session()
+    return rows

@@ -1,0 +1,92 @@
+"""Benchmark on a tiny model with a tiny budget: every output is produced and well-formed."""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fer_edge.bench import BenchRow, pareto_front, plot_pareto, run_bench, write_csv, write_json
+from fer_edge.errors import UsageError
+from fer_edge.metrics import percentiles
+
+
+def test_percentiles_known_sample():
+    p = percentiles(list(range(1, 101)))
+    assert p["p50"] == pytest.approx(50.5) and p["p90"] == pytest.approx(90.1) and p["p99"] == pytest.approx(99.01)
+    assert p["min"] == 1 and p["n"] == 100
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.5), (2.0, 0.6), (3.0, 0.55), (0.5, 0.4), (2.5, 0.7)]
+    assert pareto_front(pts) == [3, 0, 1, 4]
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tiny_exports, tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    for key in (("tflite", "int8"), ("onnx", "none"), ("tflite", "none")):
+        shutil.copy(tiny_exports["files"][key], d)
+    (d / "corrupt.onnx").write_bytes(b"\x00garbage")
+    return d
+
+
+def test_bench_outputs(bench_dir, sample_data, tmp_path):
+    pytest.importorskip("matplotlib")
+    res = run_bench([str(bench_dir)], threads=[1], batches=[1, 4], data=str(sample_data), limit=None,
+                    min_time=0.05, min_runs=5, e2e_frames=20, log=lambda *_: None)
+    ok = [r for r in res.rows if r.status != "failed"]
+    bad = [r for r in res.rows if r.status == "failed"]
+    assert any("corrupt.onnx" in r.file and "cannot load" in r.reason for r in bad)
+    assert any(r.backend == "tflite-runtime" and "pip install" in r.reason for r in bad)
+    assert {(r.format, r.quantization, r.batch) for r in ok} >= {("tflite", "int8", 1), ("onnx", "none", 4)}
+    for r in ok:
+        assert r.ms_per_img_p50 > 0 and r.img_per_s > 0 and r.latency_ms["n"] >= 5 and r.accuracy is not None
+        assert r.size_kb > 0 and r.macs > 0 and r.efficiency > 0
+    assert len(res.detector) == 3 and all(d["ms_p50"] > 0 for d in res.detector)
+    e2e = {e["file"].split("/")[-1]: e for e in res.end_to_end}
+    assert e2e["corrupt.onnx"]["status"] == "failed"
+    assert all(e["status"] == "ok" and e["fps"] > 0 and e["frames"] == 20 for k, e in e2e.items() if k != "corrupt.onnx")
+    assert res.env["gpu"]["summary"] and res.env["peak_fp32_gflops_all_threads"] > 0
+    write_json(res, tmp_path / "b.json")
+    write_csv(res, tmp_path / "b.csv")
+    plot_pareto(res, tmp_path / "b.png")
+    j = json.loads((tmp_path / "b.json").read_text())
+    assert j["schema"] == "fer-edge/bench/1" and len(j["rows"]) == len(res.rows)
+    assert {"env", "settings", "detector", "end_to_end"} <= set(j)
+    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    assert len(rows) == len(res.rows) and "lat_p90" in rows[0]
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tf_reference_row_and_speedup(tiny_exports, tiny_run):
+    pytest.importorskip("tensorflow")
+    files = [str(tiny_run / "model.keras"), str(tiny_exports["files"][("onnx", "none")])]
+    res = run_bench(files, threads=[1], batches=[1], min_time=0.05, min_runs=5, pipeline=False, log=lambda *_: None)
+    ref = [r for r in res.rows if r.backend == "keras"]
+    assert ref and ref[0].status == "ok"
+    onnx = [r for r in res.rows if r.format == "onnx"][0]
+    assert onnx.speedup_vs_tf == pytest.approx(ref[0].ms_per_img_p50 / onnx.ms_per_img_p50, rel=0.02)
+
+
+def test_gpu_request_without_gpu(bench_dir):
+    res = run_bench([str(bench_dir / "tflite_none_missing.tflite")], device="gpu", threads=[1], batches=[1],
+                    min_time=0.01, min_runs=2, pipeline=False, log=lambda *_: None)
+    assert all(r.status == "failed" for r in res.rows)
+
+
+def test_bad_backend_name():
+    with pytest.raises(UsageError, match="Did you mean 'litert'"):
+        run_bench(backend="litrt")
+
+
+def test_cli_bench_table(bench_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["bench", str(bench_dir), "--threads", "1", "--batch", "1", "--min-time", "0.02",
+                                 "--min-runs", "3", "--no-pipeline", "--json", str(tmp_path / "x.json")])
+    assert r.exit_code == 0, r.output
+    assert "fer-edge bench" in r.output and "❌" in r.output and "gpu" in r.output
+    assert json.loads((tmp_path / "x.json").read_text())["rows"]

@@ -1,0 +1,83 @@
+"""CLI surface: light --help, one-line errors with exit code 2, predict/cam/models commands."""
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from fer_edge.cli.main import app
+
+from conftest import run_cli
+
+runner = CliRunner()
+
+
+def test_help_and_import_load_no_tensorflow():
+    code = ("import sys, fer_edge.runtime, fer_edge.cli.main, fer_edge;"
+            "heavy=[m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras','tf2onnx','onnx')];"
+            "print('HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "HEAVY []" in r.stdout, r.stderr
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for cmd in ("train", "evaluate", "export", "predict", "cam", "bench", "models"):
+        assert cmd in r.stdout
+
+
+def test_errors_are_one_line_exit_2(tmp_path):
+    cases = [
+        ["predict", str(tmp_path / "missing.jpg")],
+        ["evaluate", str(tmp_path / "m.onnx"), "--data", str(tmp_path)],
+        ["train", "--data", str(tmp_path / "nowhere"), "--epochs", "1"],
+        ["train", "--arch", "mini_xeption", "--data", str(tmp_path)],
+        ["export", "x.keras", "--format", "tflit"],
+        ["cam", "--source", str(tmp_path / "none.mp4"), "--no-display"],
+        ["bench", "--backend", "litrt"],
+    ]
+    for args in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        err = r.output.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), (args, r.output)
+        assert "Traceback" not in r.output
+    r = runner.invoke(app, ["train", "--arch", "mini_xeption", "--data", str(tmp_path)])
+    assert "Did you mean 'mini_xception'" in r.output
+
+
+def test_predict_cli_on_astronaut(astronaut, tmp_path):
+    r = run_cli("predict", str(astronaut), "--output", str(tmp_path / "out"), "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert len(rec) == 1 and len(rec[0]["faces"]) == 1
+    out = cv2_read(rec[0]["annotated"])
+    assert out.shape == (512, 512, 3)
+
+
+def cv2_read(p):
+    import cv2
+
+    img = cv2.imread(p)
+    assert img is not None
+    return img
+
+
+def test_predict_bad_image(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    r = runner.invoke(app, ["predict", str(bad)])
+    assert r.exit_code == 2 and "not a readable image" in r.output
+
+
+def test_cam_without_gui_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    r = runner.invoke(app, ["cam", "--source", "0"])
+    assert r.exit_code == 2 and "--no-display" in r.output
+
+
+def test_models_json():
+    r = runner.invoke(app, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    names = {x["name"] for x in rows}
+    assert {"vgg", "vgg16", "resnet50", "resnet50v2", "efficientnetb0", "mini_xception", "sequential", "edgenet"} <= names
+    assert all(x["params"] > 0 and x["macs"] > 0 for x in rows)

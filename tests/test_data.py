@@ -1,0 +1,136 @@
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_edge.data import class_weights, load_raw, load_splits, make_splits, stratified_holdout
+from fer_edge.errors import DataError
+from fer_edge.labels import FER2013_LABELS, parse_classes
+
+
+def _folder(root, per_class=4, test_prefix="PublicTest", private=0):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", 2)):
+        for c in FER2013_LABELS:
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                pre = "Training" if split == "train" else test_prefix
+                cv2.imwrite(str(d / f"{pre}_{c}{i}.jpg"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+            for i in range(private if split == "test" else 0):
+                cv2.imwrite(str(d / f"PrivateTest_{c}{i}.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    return root
+
+
+def test_shipped_sample_splits(sample_data, cache_dir):
+    s = load_splits(sample_data, parse_classes("7"), cache_dir=cache_dir)
+    assert s.val_source == "PublicTest"
+    assert len(s.y_train) == 7 * 14 and len(s.y_val) == 7 * 6
+    assert s.x_train.shape[1:] == (48, 48, 1) and s.x_train.dtype == np.uint8
+    assert s.test_source.startswith("PublicTest")  # no PrivateTest here: reported as such
+
+
+def test_cache_hit_and_invalidation(tmp_path, cache_dir):
+    root = _folder(tmp_path / "d")
+    a = load_raw(root, cache_dir=cache_dir)
+    assert list(cache_dir.glob(f"fer2013-{a.fingerprint[:20]}.npz"))
+    b = load_raw(root, cache_dir=cache_dir)
+    np.testing.assert_array_equal(a.images, b.images)
+    cv2.imwrite(str(root / "train" / "happy" / "Training_new.jpg"), np.zeros((48, 48), np.uint8))
+    c = load_raw(root, cache_dir=cache_dir)
+    assert c.fingerprint != a.fingerprint and len(c.images) == len(a.images) + 1
+
+
+def test_private_test_and_holdout(tmp_path, cache_dir):
+    root = _folder(tmp_path / "d", per_class=10, private=3)
+    raw = load_raw(root, cache_dir=cache_dir)
+    s = make_splits(raw, parse_classes("7"))
+    assert s.test_source == "PrivateTest" and len(s.y_test) == 21 and len(s.y_val) == 14
+    h = make_splits(raw, parse_classes("7"), val_split="0.2", seed=1)
+    assert h.val_source.startswith("hold-out") and len(h.y_val) == 14 and len(h.y_train) == 56
+    assert set(np.unique(h.y_val)) == set(range(7))
+
+
+def test_class_reduction_and_weights(sample_data, cache_dir):
+    s = load_splits(sample_data, parse_classes("neg=angry+sad,happy"), cache_dir=cache_dir)
+    assert np.bincount(s.y_train).tolist() == [28, 14]
+    w = class_weights(s.y_train, 2)
+    assert w[0] == pytest.approx(42 / (2 * 28)) and w[1] == pytest.approx(42 / (2 * 14))
+
+
+def test_bad_folders(tmp_path, cache_dir):
+    with pytest.raises(DataError, match="no such file"):
+        load_raw(tmp_path / "missing", cache_dir=cache_dir)
+    (tmp_path / "wrong" / "images").mkdir(parents=True)
+    with pytest.raises(DataError, match="Kaggle layout"):
+        load_raw(tmp_path / "wrong", cache_dir=cache_dir)
+    root = _folder(tmp_path / "typo")
+    (root / "train" / "hapy").mkdir()
+    with pytest.raises(DataError, match="Did you mean 'happy'"):
+        load_raw(root, cache_dir=cache_dir)
+
+
+def test_skips_and_strict(tmp_path, cache_dir):
+    root = _folder(tmp_path / "d")
+    (root / "train" / "sad" / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "train" / "sad" / "notes.txt").write_text("hello")
+    big = np.full((96, 80, 3), 200, np.uint8)
+    cv2.imwrite(str(root / "train" / "fear" / "Training_big.png"), big)
+    raw = load_raw(root, cache_dir=cache_dir, use_cache=False)
+    assert raw.skipped == 2 and raw.converted == 1
+    assert raw.images.shape[1:] == (48, 48)
+    with pytest.raises(DataError, match="strict"):
+        load_raw(root, strict=True, use_cache=False)
+
+
+def test_empty_class_folder(tmp_path, cache_dir):
+    root = _folder(tmp_path / "d")
+    for f in (root / "train" / "disgust").iterdir():
+        f.unlink()
+    raw = load_raw(root, use_cache=False)
+    assert any("empty class folder" in p for p in raw.problems)
+    with pytest.raises(DataError, match="empty class folder"):
+        load_raw(root, strict=True, use_cache=False)
+
+
+def _csv(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["emotion", "pixels", "Usage"])
+        w.writerows(rows)
+    return path
+
+
+def test_csv_reader(tmp_path, cache_dir):
+    px = " ".join(["7"] * 2304)
+    rows = [[code, px, usage] for code in range(7) for usage in ("Training", "Training", "PublicTest", "PrivateTest")]
+    rows += [["9", px, "Training"], ["3", "1 2 3", "Training"], ["x", px, "Training"], ["3", px, "Nope"]]
+    p = _csv(tmp_path / "fer2013.csv", rows)
+    raw = load_raw(p, cache_dir=cache_dir, use_cache=False)
+    assert raw.skipped == 4 and len(raw.images) == 28
+    s = make_splits(raw, parse_classes("7"))
+    assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (14, 7, 7)
+    # CSV code 4 is sad, 6 is neutral: mapped to canonical indices
+    assert sorted(set(FER2013_LABELS[i] for i in raw.labels)) == sorted(FER2013_LABELS)
+    with pytest.raises(DataError, match="malformed"):
+        load_raw(p, strict=True, use_cache=False)
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a fer2013.csv"):
+        load_raw(other, use_cache=False)
+
+
+def test_holdout_is_stratified_and_seeded():
+    y = np.repeat(np.arange(3), [10, 20, 30])
+    a, b = stratified_holdout(y, 0.1, 3), stratified_holdout(y, 0.1, 3)
+    np.testing.assert_array_equal(a, b)
+    assert np.bincount(y[a]).tolist() == [1, 2, 3]
+
+
+def test_missing_class_in_data(tmp_path, cache_dir):
+    root = _folder(tmp_path / "d")
+    raw = load_raw(root, use_cache=False)
+    raw.labels[raw.labels == FER2013_LABELS.index("disgust")] = FER2013_LABELS.index("angry")
+    with pytest.raises(DataError, match="disgust"):
+        make_splits(raw, parse_classes("7"))

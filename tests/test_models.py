@@ -1,0 +1,76 @@
+"""Every registered architecture builds, has normalisation inside, and takes one training step."""
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from fer_edge.errors import ModelError, UsageError  # noqa: E402
+from fer_edge.training.flops import count_macs  # noqa: E402
+from fer_edge.training.registry import create_model, get_arch, list_models, resolve_archs  # noqa: E402
+
+STUDY = {"vgg", "vgg16", "resnet50", "resnet50v2", "efficientnetb0", "mini_xception", "sequential"}
+
+
+def test_registry_lists_the_study_and_ours():
+    names = set(list_models())
+    assert STUDY <= names and "edgenet" in names
+    assert get_arch("edgenet").cam and get_arch("vgg16").pretrained
+    with pytest.raises(UsageError, match="Did you mean 'mini_xception'"):
+        get_arch("mini_xeption")
+    assert resolve_archs("all") == list_models()
+
+
+@pytest.mark.parametrize("name", sorted(STUDY | {"edgenet"}))
+def test_builds_and_trains_one_step(name):
+    keras.utils.set_random_seed(0)
+    m = create_model(name, (48, 48, 1), 3)
+    assert m.input_shape == (None, 48, 48, 1) and m.output_shape == (None, 3)
+    assert not any(l.__class__.__name__ == "Lambda" for l in m.layers)
+    assert not any(l.__class__.__name__.startswith("Random") for l in m.layers)  # no augmentation inside
+    assert count_macs(m) > 0
+    m.compile("adam", "categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 255, (4, 48, 48, 1)).astype("float32")
+    y = keras.utils.to_categorical([0, 1, 2, 0], 3)
+    loss = m.train_on_batch(x, y)
+    assert np.isfinite(float(np.asarray(loss).ravel()[0]))
+    p = np.asarray(m(x, training=False))
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-4)
+    keras.backend.clear_session()
+
+
+def test_edge_budget():
+    m = create_model("edgenet", (48, 48, 1), 7)
+    assert count_macs(m) <= 50e6
+
+
+def test_macs_of_known_layers():
+    inp = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)  # 64 * 9 * 2 * 4 = 4608
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(5)(x)  # 256 * 5 = 1280
+    assert count_macs(keras.Model(inp, out)) == 4608 + 1280
+
+
+def test_imagenet_offline_message(monkeypatch):
+    """The real Keras download path is used; offline, the error says what to do."""
+    import keras.src.utils.file_utils as fu
+
+    def offline(*a, **k):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(fu, "get_file", offline)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    import keras.src.applications.vgg16 as v
+
+    monkeypatch.setattr(v.file_utils, "get_file", offline)
+    with pytest.raises(ModelError, match="--weights none"):
+        create_model("vgg16", (48, 48, 1), 7, weights="imagenet")
+
+
+def test_local_weights_file(tmp_path):
+    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(48, 48, 3))
+    base.save_weights(tmp_path / "b0.weights.h5")
+    m = create_model("efficientnetb0", (48, 48, 1), 2, weights=str(tmp_path / "b0.weights.h5"))
+    np.testing.assert_allclose(m.get_layer("backbone").get_weights()[0], base.get_weights()[0])
+    with pytest.raises(ModelError, match="no such file"):
+        create_model("efficientnetb0", (48, 48, 1), 2, weights=str(tmp_path / "missing.h5"))

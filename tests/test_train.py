@@ -1,0 +1,99 @@
+"""fer-edge train / evaluate on the shipped FER2013 sample: run directory, resume, leaderboard."""
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from fer_edge.training.train import TrainConfig, train, write_leaderboard  # noqa: E402
+
+RUN_FILES = {"model.keras", "config.json", "spec.json", "history.csv", "metrics.json", "curves.png", "confusion.png"}
+
+
+def test_run_directory_is_complete(tiny_run):
+    assert RUN_FILES <= {p.name for p in tiny_run.iterdir()}
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["status"] == "finished" and cfg["class_map"]["happy"] == ["happy"]
+    assert cfg["data"]["fingerprint"] and cfg["train_config"]["arch"] == "mini_xception"
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        rep = m["splits"][split]
+        assert 0 <= rep["accuracy"] <= 1 and rep["loss"] > 0 and len(rep["confusion"]) == 7
+        assert set(rep["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
+    assert m["params"] > 50_000 and m["macs"] > 1e6 and m["train_seconds"] > 0
+    lb = (tiny_run.parent / "leaderboard.csv").read_text()
+    assert tiny_run.name in lb
+
+
+def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
+    class StopAfterFirst(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(data=str(sample_data), arch="sequential", epochs=2, batch_size=32, out=str(tmp_path),
+                      cache_dir=str(cache_dir), augment=True)
+    run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
+    assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    assert (run / "last.keras").is_file() and not (run / "metrics.json").exists()
+    run2 = train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None)
+    assert run2 == run
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def test_leaderboard_marks_unfinished(tmp_path):
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "config.json").write_text(json.dumps({"status": "interrupted", "train_config": {"arch": "vgg"}}))
+    md = write_leaderboard(tmp_path).read_text()
+    assert "interrupted" in md and "vgg" in md
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sample_data, cache_dir):
+    code = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from fer_edge.training.train import TrainConfig, train
+        cfg = TrainConfig(data={str(sample_data)!r}, arch="sequential", epochs=1, batch_size=16,
+                          out={str(tmp_path)!r}, cache_dir={str(cache_dir)!r}, augment=False)
+        run = train(cfg, devices=["/cpu:0", "/cpu:1"], log=lambda *a: None)
+        print("RUN", run)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "RUN" in p.stdout
+
+
+def test_evaluate_keras_and_json(tiny_run, sample_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(app, ["evaluate", str(tiny_run / "model.keras"), "--data", str(sample_data), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert {"accuracy", "macro_f1", "per_class", "confusion", "n"} <= set(rep) and rep["n"] == 42
+    assert rep["split_source"].startswith("PublicTest")
+
+
+def test_cli_train_one_epoch(tmp_path, sample_data):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "sequential", "--epochs", "1",
+                                 "--classes", "2", "--out", str(tmp_path), "--no-augment"])
+    assert r.exit_code == 0, r.output
+    run_dir = r.output.strip().splitlines()[-1]
+    assert run_dir.endswith("-sequential-2c")
+    spec = json.loads((tmp_path / run_dir.split("/")[-1] / "spec.json").read_text())
+    assert spec["labels"] == ["angry", "happy"]
