@@ -10,7 +10,6 @@ import importlib.metadata as md
 import json
 import os
 import platform
-import resource
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from fer_edge import __version__
 from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
 from fer_edge.export.formats import FORMATS, format_for_path
 from fer_edge.metrics import classification_report, percentiles
+from fer_edge.runtime.video import rss_mb
 
 BACKEND_CHOICES = ("all", "onnxruntime", "litert", "tflite-runtime", "tensorflow", "keras")
 DEVICES = ("cpu", "gpu", "all")
@@ -54,7 +54,8 @@ class BenchRow:
     macro_f1: float | None = None
     acc_n: int | None = None
     speedup_vs_tf: float | None = None
-    efficiency: float | None = None  # achieved MAC/s over the host's measured fp32 matmul peak (same threads)
+    efficiency: float | None = None  # achieved MAC/s over this host's measured GEMM peak, same threads and
+    # arithmetic (fp32 peak for float rows, int8 peak for int8/dynamic rows)
 
     @property
     def icon(self) -> str:
@@ -127,27 +128,40 @@ def environment() -> dict:
     }
 
 
-def measure_peak_gflops(n: int = 1024, seconds: float = 0.5) -> float:
-    """float32 matmul GFLOP/s of numpy's BLAS on this host (the compute ceiling for fp32 rows)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    a @ b
-    runs, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or runs < 3:
-        a @ b
-        runs += 1
-    return 2 * n ** 3 * runs / (time.perf_counter() - t0) / 1e9
+# Two one-node ONNX graphs (MatMul fp32, MatMulInteger u8 x s8), serialised once with the onnx package,
+# so the runtime-only install can measure this host's compute ceiling with onnxruntime's own GEMMs.
+_PEAK_MODELS = {
+    "fp32": "CAg6XgoRCgFBCgFCEgFZIgZNYXRNdWwSBHBlYWtaFQoBQRIQCg4IARIKCgMSAW4KAxIBa1oVCgFCEhAKDggBEgoKAxIBawoDEgFtYhUKAVkSEAoOCAESCgoDEgFuCgMSAW1CBAoAEA0=",
+    "int8": "CAg6ZQoYCgFBCgFCEgFZIg1NYXRNdWxJbnRlZ2VyEgRwZWFrWhUKAUESEAoOCAISCgoDEgFuCgMSAWtaFQoBQhIQCg4IAxIKCgMSAWsKAxIBbWIVCgFZEhAKDggGEgoKAxIBbgoDEgFtQgQKABAN",
+}
 
 
-def _rss_mb() -> float:
+def measure_peaks(threads: list[int], n: int = 1024, seconds: float = 0.4) -> dict:
+    """GMAC/s of a large fp32 and int8 (VNNI where the CPU has it) matrix product, per thread count."""
+    import base64
+
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    rng = np.random.default_rng(0)
+    inputs = {"fp32": (rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)),
+              "int8": (rng.integers(0, 255, (n, n), dtype=np.uint8), rng.integers(-127, 127, (n, n), dtype=np.int8))}
+    peaks: dict = {}
+    for th in threads:
+        for kind, blob in _PEAK_MODELS.items():
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = th
+            sess = ort.InferenceSession(base64.b64decode(blob), opts, providers=["CPUExecutionProvider"])
+            a, b = inputs[kind]
+            feed = {"A": a, "B": b}
+            sess.run(None, feed)
+            runs, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds or runs < 3:
+                sess.run(None, feed)
+                runs += 1
+            peaks.setdefault(str(th), {})[kind] = round(n ** 3 * runs / (time.perf_counter() - t0) / 1e9, 1)
+    return peaks
 
 
 # ----------------------------------------------------------------------------- timing
@@ -194,9 +208,9 @@ def _reference_keras(files: list[Path]) -> Path | None:
         if f.suffix == ".keras":
             return f
     for f in files:
-        cand = f.parent.parent / "model.keras"
-        if cand.is_file():
-            return cand
+        for cand in (f.parent.parent / "model.keras", f.parent / (f.stem.rsplit("_", 1)[0] + ".keras")):
+            if cand.is_file():
+                return cand
     return None
 
 
@@ -215,8 +229,8 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
         raise unknown("device", device, DEVICES)
     files = discover(models)
     env = environment()
-    peak = measure_peak_gflops()
-    env["peak_fp32_gflops_all_threads"] = round(peak, 1)
+    peaks = measure_peaks(list(threads))
+    env["peak_gmacs"] = peaks
     settings = {"models": [str(f) for f in files], "backend": backend, "threads": list(threads),
                 "batches": list(batches), "device": device, "data": data, "split": split, "limit": limit,
                 "min_time": min_time, "min_runs": min_runs, "input_seed": 0}
@@ -249,7 +263,7 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
             for dev in devices:
                 result.rows += _bench_artifact(f, name, dev, threads, batches, data, split, limit, min_time, min_runs,
                                                eval_sets, log)
-    _ratios(result.rows, peak)
+    _ratios(result.rows, peaks)
     if pipeline:
         try:
             result.detector = bench_detector(min_time=min_time)
@@ -265,6 +279,7 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
 def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
                     eval_sets, log) -> list[BenchRow]:
     from fer_edge.runtime.backends import BACKENDS, backend_class
+    from fer_edge.runtime.backends.keras import KerasBackend
 
     rows = []
     acc_cache: dict = {}
@@ -291,8 +306,14 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
         spec = b.spec
         base.format, base.quantization = spec.format, spec.quantization
         base.backend_version = b.version
+        if isinstance(b, KerasBackend) and b.threads_effective not in (None, th):
+            base.reason = f"TensorFlow threads are fixed per process: ran with {b.threads_effective}"
         base.params = spec.metrics.get("params")
         base.macs = spec.metrics.get("macs")
+        if name == "keras" and base.macs is None:
+            from fer_edge.training.flops import count_macs
+
+            base.params, base.macs = int(b.model.count_params()), count_macs(b.model)
         if data and "acc" not in acc_cache:
             try:
                 acc_cache["acc"] = _accuracy(b, data, split, limit, eval_sets)
@@ -311,7 +332,7 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
             row.ms_per_img_p50 = round(pct["p50"] / bs, 4)
             row.ms_per_img_p90 = round(pct["p90"] / bs, 4)
             row.img_per_s = round(bs * 1000 / pct["p50"], 1)
-            row.rss_mb = round(_rss_mb(), 1)
+            row.rss_mb = rss_mb()
             acc = acc_cache.get("acc")
             if acc and "error" in acc:
                 row.status, row.reason = "accuracy-failed", acc["error"]
@@ -351,34 +372,29 @@ def _accuracy(b, data, split, limit, cache) -> dict:
     return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "n": rep["n"]}
 
 
-def _ratios(rows: list[BenchRow], peak_gflops: float) -> None:
+def _ratios(rows: list[BenchRow], peaks: dict) -> None:
+    """speed-up vs the TF row of the same threads/batch; efficiency vs the peak of the same arithmetic."""
     ref = {(r.threads, r.batch, r.device): r.ms_per_img_p50 for r in rows if r.backend == "keras" and r.ms_per_img_p50}
-    cores = os.cpu_count() or 1
     for r in rows:
         t = ref.get((r.threads, r.batch, r.device))
         if t and r.ms_per_img_p50:
             r.speedup_vs_tf = round(t / r.ms_per_img_p50, 2)
-        if r.macs and r.img_per_s:
-            peak_macs = peak_gflops / 2 * 1e9 * min(r.threads, cores) / cores
-            r.efficiency = round(r.macs * r.img_per_s / peak_macs, 4)
+        kind = "int8" if r.quantization in ("int8", "dynamic") else "fp32"
+        peak = peaks.get(str(r.threads), {}).get(kind)
+        if r.macs and r.img_per_s and peak and r.device == "cpu":
+            r.efficiency = round(r.macs * r.img_per_s / (peak * 1e9), 4)
 
 
 # ----------------------------------------------------------------------------- pipeline rows
-def demo_faces(data: str | None, n: int = 8) -> list[np.ndarray]:
-    """Faces for synthetic frames: FER2013 test images when --data is given, else the bundled samples."""
+def demo_faces(n: int = 8) -> list[np.ndarray]:
+    """FER2013 PublicTest faces bundled for demos (one per class, chosen so the Haar detector finds them)."""
     import cv2
 
-    if data:
-        from fer_edge.data import load_raw
-
-        raw = load_raw(data)
-        rng = np.random.default_rng(0)
-        return [raw.images[i] for i in rng.choice(len(raw.images), n, replace=False)]
     from fer_edge.runtime.recognizer import BUNDLED_DIR
 
     files = sorted((BUNDLED_DIR / "samples").glob("*.png"))[:n]
     if not files:
-        raise UsageError("no sample faces bundled; pass --data or --video.")
+        raise UsageError("no sample faces bundled; pass --video.")
     return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
 
 
@@ -408,44 +424,64 @@ def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300
     return path
 
 
-def bench_detector(min_time: float = 1.0) -> list[dict]:
-    """Haar cascade ms/frame at three resolutions with the settings `cam` uses."""
+def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None) -> list[dict]:
+    """Haar cascade ms/frame at three resolutions with the settings `cam` uses, on frames of the
+    demo video (one face) scaled to each resolution: the cost depends on the content, so noise
+    frames would flatter or punish it."""
     import cv2
 
     from fer_edge.runtime.detect import HaarFaceDetector
 
     det = HaarFaceDetector()
-    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as td:
+        video = make_demo_video(Path(td) / "d.mp4", faces or demo_faces(), frames=12)
+        cap = cv2.VideoCapture(str(video))
+        frames = []
+        while len(frames) < 12:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
+        cap.release()
     rows = []
     for W, H in ((320, 240), (640, 480), (1280, 720)):
-        gray = cv2.GaussianBlur(rng.integers(0, 255, (H, W), dtype=np.uint8), (0, 0), 3)
-        samples = time_calls(lambda: det.detect(gray), min_time=min_time, min_runs=20)
+        scaled = [cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in frames]
+        i = [0]
+
+        def one():
+            det.detect(scaled[i[0] % len(scaled)])
+            i[0] += 1
+
+        samples = time_calls(one, min_time=min_time, min_runs=24)
         p = percentiles(samples)
+        found = sum(1 for f in scaled if det.detect(f))
         rows.append({"resolution": f"{W}x{H}", "ms_p50": round(p["p50"], 3), "ms_p90": round(p["p90"], 3),
-                     "fps_p50": round(1000 / p["p50"], 1), **{k: v for k, v in asdict(det.config).items()}})
+                     "fps_p50": round(1000 / p["p50"], 1), "frames_with_face": f"{found}/{len(scaled)}",
+                     **{k: v for k, v in asdict(det.config).items()}})
     return rows
 
 
 def bench_end_to_end(files: list[Path], video: str | None, data: str | None, frames: int, log=print) -> list[dict]:
     """frames/s of the whole cam pipeline (decode -> detect -> preprocess -> classify -> draw)."""
     from fer_edge.runtime.recognizer import EmotionRecognizer
-    from fer_edge.runtime.video import run_cam
+    from fer_edge.runtime.video import CAM_DEFAULTS, run_cam
 
     runnable = [f for f in files if f.suffix in (".tflite", ".onnx")]
     if not runnable:
         return []
     with tempfile.TemporaryDirectory() as td:
         if video is None:
-            video = str(make_demo_video(Path(td) / "demo.mp4", demo_faces(data), frames=frames))
+            video = str(make_demo_video(Path(td) / "demo.mp4", demo_faces(), frames=frames))
         elif not Path(video).is_file():
             raise UsageError(f"--video {video}: no such file.")
         rows = []
         for f in runnable:
             try:
-                rec = EmotionRecognizer(f)
+                rec = EmotionRecognizer(f, **CAM_DEFAULTS)
                 stats = run_cam(rec, video, display=False, max_frames=frames, force_draw=True, log=lambda *_: None)
                 d = stats.to_dict()
                 rows.append({"file": str(f), "backend": rec.backend.name, "status": "ok", "video": Path(video).name,
+                             "settings": dict(CAM_DEFAULTS),
                              "frames": d["frames"], "faces": d["faces"], "fps": d["fps"], "ms_per_frame": d["ms_per_frame"]})
             except FerEdgeError as exc:
                 rows.append({"file": str(f), "status": "failed", "reason": str(exc)})

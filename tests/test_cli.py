@@ -81,3 +81,20 @@ def test_models_json():
     names = {x["name"] for x in rows}
     assert {"vgg", "vgg16", "resnet50", "resnet50v2", "efficientnetb0", "mini_xception", "sequential", "edgenet"} <= names
     assert all(x["params"] > 0 and x["macs"] > 0 for x in rows)
+
+
+def test_train_without_tensorflow_says_pip_command(tmp_path):
+    code = (
+        "import sys, importlib.abc\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ImportError('blocked')\n"
+        "sys.meta_path.insert(0, B())\n"
+        "sys.argv = ['fer-edge', 'train', '--epochs', '1']\n"
+        "from fer_edge.cli.main import app\n"
+        "app(prog_name='fer-edge')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == 'error: tensorflow is not installed (ImportError); run: pip install "fer-edge[train]"'

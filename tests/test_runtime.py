@@ -151,7 +151,7 @@ def test_interrupted_loop_leaves_a_valid_video(tmp_path, sample_data):
     assert cap.isOpened() and cap.read()[0]
 
 
-def test_explain_overlay(astronaut, tiny_exports):
+def test_explain_overlay(astronaut, tiny_exports, tmp_path):
     pytest.importorskip("keras")
     from fer_edge.runtime.cam import cam_overlay_for
 
@@ -161,8 +161,14 @@ def test_explain_overlay(astronaut, tiny_exports):
     assert res and res[0].cam is not None and res[0].cam.shape == (3, 3)
     out = overlay(cv2.imread(str(astronaut)), res)
     assert out.shape == (512, 512, 3)
+    from fer_edge.export.metadata import append_tflite_metadata, read_tflite_metadata, tflite_flatbuffer
+
+    src = tiny_exports["files"][("tflite", "none")]
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tflite_flatbuffer(src))
+    append_tflite_metadata(plain, read_tflite_metadata(src).replace(cam=None))
     with pytest.raises(UsageError, match="no CAM output"):
-        cam_overlay_for(EmotionRecognizer())
+        cam_overlay_for(EmotionRecognizer(plain))
 
 
 def test_whole_runtime_without_tensorflow(tmp_path, astronaut, sample_data):

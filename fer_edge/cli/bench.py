@@ -28,8 +28,9 @@ def render(result) -> None:
     e = result.env
     c.print(f"[bold]host[/]: {e['cpu']} | {e['cores']} cores | {e['ram_gb']} GB RAM | {e['os']} | Python {e['python']}")
     c.print("[bold]runtimes[/]: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()))
-    c.print(f"[bold]gpu[/]: {e['gpu']['summary']} | fp32 matmul peak {e['peak_fp32_gflops_all_threads']} GFLOP/s "
-            f"(all threads) | reference: {e.get('tensorflow_reference')}")
+    peaks = "; ".join(f"{t} thr: fp32 {p.get('fp32')} / int8 {p.get('int8')}" for t, p in e.get("peak_gmacs", {}).items())
+    c.print(f"[bold]gpu[/]: {e['gpu']['summary']} | GEMM peak GMAC/s ({peaks}; eff. = a row's MAC/s over the peak "
+            f"of its arithmetic) | reference: {e.get('tensorflow_reference')}")
     t = Table(title="fer-edge bench")
     cols = ("Format", "Backend", "Quant", "Thr", "Batch", "Status", "Size KB", "Acc", "ms/img p50", "p90", "img/s",
             "vs TF", "eff.")
@@ -47,13 +48,14 @@ def render(result) -> None:
     c.print(t)
     if result.detector:
         d = Table(title="face detector (Haar, cam settings)")
-        for col in ("resolution", "ms p50", "ms p90", "frames/s"):
+        for col in ("resolution", "ms p50", "ms p90", "frames/s", "found"):
             d.add_column(col, justify="right")
         for r in result.detector:
             if r.get("status") == "failed":
-                d.add_row("❌ " + r["reason"], "", "", "")
+                d.add_row("❌ " + r["reason"], "", "", "", "")
             else:
-                d.add_row(r["resolution"], f"{r['ms_p50']:.2f}", f"{r['ms_p90']:.2f}", f"{r['fps_p50']:.0f}")
+                d.add_row(r["resolution"], f"{r['ms_p50']:.2f}", f"{r['ms_p90']:.2f}", f"{r['fps_p50']:.0f}",
+                          r["frames_with_face"])
         c.print(d)
     if result.end_to_end:
         t2 = Table(title="end to end (decode -> detect -> preprocess -> classify -> draw)")

@@ -7,12 +7,14 @@ import typer
 
 from fer_edge.cli.common import handle_errors, print_json
 from fer_edge.cli.main import app
+from fer_edge.defaults import CAM_DEFAULTS
 
 
 @app.command("cam")
 @handle_errors
 def cam_cmd(
-    source: str = typer.Option("0", "--source", help="Webcam index (0, 1...), video file or stream URL."),
+    source: str = typer.Option("0", "--source", help="Webcam index (0, 1...), video file, stream URL, or 'demo' "
+                               "(a generated 640x480 video of bundled FER faces)."),
     model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow"),
     display: bool = typer.Option(True, "--display/--no-display", help="Show a window (needs a GUI OpenCV)."),
@@ -21,8 +23,8 @@ def cam_cmd(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames."),
     fps_overlay: bool = typer.Option(False, "--fps-overlay", help="Draw the FPS on frames."),
     threads: Optional[int] = typer.Option(None, "--threads"),
-    smoothing: Optional[float] = typer.Option(0.5, "--smoothing", help="EMA weight of new probabilities (1 = none)."),
-    detect_every: int = typer.Option(1, "--detect-every", help="Run the face detector every N frames (tracking between)."),
+    smoothing: Optional[float] = typer.Option(CAM_DEFAULTS["smoothing"], "--smoothing", help="EMA weight of new probabilities (1 = none)."),
+    detect_every: int = typer.Option(CAM_DEFAULTS["detect_every"], "--detect-every", help="Full-frame face detection every N frames; tracked faces are re-found nearby in between."),
     explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ):
@@ -41,6 +43,13 @@ def cam_cmd(
 
                 raise UsageError(f"cannot open a window: {why}. Use --no-display with --output out.mp4 "
                                  "and/or --jsonl events.jsonl.")
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory()
+    if source == "demo":
+        from fer_edge.bench import demo_faces, make_demo_video
+
+        source = str(make_demo_video(f"{tmp.name}/demo.mp4", demo_faces(), frames=max_frames or 300))
     rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every)
     overlay = None
     if explain:
@@ -49,6 +58,7 @@ def cam_cmd(
         overlay = cam_overlay_for(rec)
     stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
                     fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
+    tmp.cleanup()
     summary = stats.to_dict()
     if output:
         summary["output"] = output

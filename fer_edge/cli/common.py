@@ -21,7 +21,10 @@ def quiet_tf() -> None:
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped output (CI logs, files) gets a wide table instead of rich's 80-column default
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=width)
 
 
 def fail(msg: str, code: int = 2):

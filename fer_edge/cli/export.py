@@ -40,6 +40,7 @@ def export_cmd(
     val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Gate on a stratified subsample (faster)."),
     best: Optional[int] = typer.Option(None, "--best", help="Export the N best runs of --runs by val accuracy."),
     runs: str = typer.Option("runs", "--runs", help="Runs folder for --best."),
+    stem: Optional[str] = typer.Option(None, "--stem", help="File name stem (default: ARCH_NCLASSESc)."),
     explain: bool = typer.Option(False, "--explain", help="Add a CAM output (GAP-headed architectures only)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report(s) as JSON."),
 ):
@@ -59,7 +60,7 @@ def export_cmd(
     log = (lambda *_: None) if json_out else (lambda m: console(stderr=True).print(m))
     for src in sources:
         rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
-                           max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain,
+                           max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem,
                            log=log)
         reports.append(rep)
         if not json_out:

@@ -28,6 +28,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 from fer_edge.cli import bench as _bench  # noqa: E402,F401  (each module registers its command)
 from fer_edge.cli import cam as _cam  # noqa: E402,F401
 from fer_edge.cli import evaluate as _evaluate  # noqa: E402,F401
+from fer_edge.cli import explain as _explain  # noqa: E402,F401
 from fer_edge.cli import export as _export  # noqa: E402,F401
 from fer_edge.cli import models as _models  # noqa: E402,F401
 from fer_edge.cli import predict as _predict  # noqa: E402,F401

@@ -31,6 +31,7 @@ def train_cmd(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="plateau | cosine (default: the arch's)."),
     patience: int = typer.Option(10, "--patience", help="EarlyStopping patience (epochs)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Use a stratified subsample of N training images."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-time budget per architecture."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
 ):
@@ -57,7 +58,8 @@ def train_cmd(
         cfg = TrainConfig(data=data, arch=name, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr,
                           label_smoothing=label_smoothing, seed=seed, out=out, val_split=val_split,
                           class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
-                          schedule=schedule, patience=patience, strict=strict, max_train=max_train)
+                          schedule=schedule, patience=patience, strict=strict, max_train=max_train,
+                          max_minutes=max_minutes)
         runs.append(train(cfg))
     if len(runs) > 1:
         from pathlib import Path

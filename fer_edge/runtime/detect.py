@@ -23,11 +23,13 @@ class FaceDetector(Protocol):
 
 @dataclass
 class DetectorConfig:
-    scale_factor: float = 1.15
+    # defaults measured with `fer-edge bench` on 640x480: 1.15/40 px/320 px/equalised cost 22 ms a
+    # frame; these cost ~4 ms with the same hit rate on faces >= 64 px (equalising doubles the work)
+    scale_factor: float = 1.2
     min_neighbors: int = 5
-    min_size: int = 40  # smallest face side, in full-resolution pixels
-    max_width: int = 320  # frames wider than this are downscaled before detection (0 = never)
-    equalize: bool = True
+    min_size: int = 64  # smallest face side, in full-resolution pixels
+    max_width: int = 256  # frames wider than this are downscaled before detection (0 = never)
+    equalize: bool = False
 
 
 class HaarFaceDetector:
@@ -64,3 +66,21 @@ class HaarFaceDetector:
             boxes.append((int(round(x / scale)), int(round(y / scale)), int(round(w / scale)), int(round(h / scale))))
         boxes.sort(key=lambda b: -b[2] * b[3])
         return boxes
+
+    def detect_near(self, gray: np.ndarray, box: Box, grow: float = 0.4, face_px: int = 48) -> Box | None:
+        """Re-find a tracked face in a small window around its last box (far cheaper than a full frame):
+        the window is scaled so the face is about `face_px` wide, and only nearby sizes are tried."""
+        x, y, w, h = box
+        H, W = gray.shape[:2]
+        g = int(round(grow * max(w, h)))
+        x0, y0, x1, y1 = max(0, x - g), max(0, y - g), min(W, x + w + g), min(H, y + h + g)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        scale = face_px / max(w, 1)
+        roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        lo, hi = int(face_px * 0.7), int(face_px * 1.45)
+        found = self.cascade.detectMultiScale(roi, scaleFactor=1.1, minNeighbors=3, minSize=(lo, lo), maxSize=(hi, hi))
+        if not len(found):
+            return None
+        fx, fy, fw, fh = max(found, key=lambda b: b[2] * b[3])
+        return (int(round(x0 + fx / scale)), int(round(y0 + fy / scale)), int(round(fw / scale)), int(round(fh / scale)))

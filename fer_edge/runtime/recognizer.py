@@ -102,8 +102,15 @@ class EmotionRecognizer:
         t0 = time.perf_counter()
         tracks = None
         if self.tracker is not None and self._frame % self.detect_every != 0:
+            # between full detections: re-find each tracked face near its last box, else keep the box
             tracks = self.tracker.live()
-            boxes: list[Box] = [t.box for t in tracks]
+            near = getattr(self.detector, "detect_near", None)
+            boxes: list[Box] = []
+            for t in tracks:
+                b = near(gray, t.box) if near else None
+                if b is not None:
+                    t.box = b
+                boxes.append(t.box)
         else:
             boxes = self.detector.detect(gray)
             if self.tracker is not None:

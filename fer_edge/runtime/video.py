@@ -22,6 +22,30 @@ from fer_edge.errors import DataError, UsageError
 from fer_edge.runtime.draw import draw_fps, draw_results
 
 
+from fer_edge.defaults import CAM_DEFAULTS  # noqa: E402,F401  (re-exported)
+
+
+def rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _peakrss_mb() -> float | None:
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    except (ImportError, OSError):
+        return None
+
+
 def has_gui() -> tuple[bool, str]:
     """Can this process open a window? (headless OpenCV builds and no-DISPLAY sessions cannot)."""
     info = cv2.getBuildInformation()
@@ -87,6 +111,8 @@ class CamStats:
     classify_ms: float = 0.0
     draw_ms: float = 0.0
     end_reason: str = "end of stream"
+    rss_mb: dict = None  # resident memory: after 10 frames, at the end, and the process peak
+
 
     @property
     def fps(self) -> float:
@@ -96,6 +122,7 @@ class CamStats:
         n = max(self.frames, 1)
         return {"frames": self.frames, "faces": self.faces, "corrupt_frames": self.corrupt,
                 "seconds": round(self.seconds, 3), "fps": round(self.fps, 1), "end_reason": self.end_reason,
+                "rss_mb": self.rss_mb or {},
                 "ms_per_frame": {"decode": round(self.decode_ms / n, 3), "detect": round(self.detect_ms / n, 3),
                                  "classify": round(self.classify_ms / n, 3), "draw": round(self.draw_ms / n, 3)}}
 
@@ -118,6 +145,7 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
     failures = 0
     t_start = time.perf_counter()
     fps_ema = 0.0
+    rss_after_warmup = None
     try:
         if jsonl:
             Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +206,8 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
             stats.detect_ms += recognizer.timings["detect_ms"]
             stats.classify_ms += recognizer.timings["classify_ms"]
             stats.draw_ms += (t3 - t2) * 1e3
+            if stats.frames == 10:
+                rss_after_warmup = rss_mb()
             dt = time.perf_counter() - t0
             fps_ema = 1 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / max(dt, 1e-6)
         else:
@@ -186,6 +216,7 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
         stats.end_reason = "interrupted (Ctrl-C)"
     finally:
         stats.seconds = time.perf_counter() - t_start
+        stats.rss_mb = {"after_10_frames": rss_after_warmup, "end": rss_mb(), "peak": _peakrss_mb()}
         cap.release()
         if writer is not None:
             writer.close()

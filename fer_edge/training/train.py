@@ -47,6 +47,7 @@ class TrainConfig:
     cache_dir: str | None = None
     max_train: int | None = None  # subsample training images (quick experiments, tests)
     two_phase: bool | None = None  # None: on for pretrained backbones with weights
+    max_minutes: float | None = None  # wall-time budget: stop after the epoch that crosses it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,10 +131,31 @@ class _EpochCheckpoint:
         return EpochCheckpoint()
 
 
+class _Budget:
+    @staticmethod
+    def make(seconds: float, log, state: dict):
+        import keras
+
+        class Budget(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.t0 = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if time.time() - self.t0 >= seconds:
+                    log(f"time budget reached after epoch {epoch + 1}; stopping")
+                    state["budget_reached"] = True
+                    self.model.stop_training = True
+
+        return Budget()
+
+
 def _predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     import tensorflow as tf
 
-    fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)], autograph=False)
+    def fn(t):
+        return model(t, training=False)
+
     out = [fn(tf.constant(x[i:i + batch], tf.float32)).numpy() for i in range(0, len(x), batch)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
@@ -283,6 +305,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
                 *(callbacks or []),
             ]
+            if cfg.max_minutes:
+                cbs.append(_Budget.make(cfg.max_minutes * 60 - float(state.get("train_seconds", 0.0))
+                                        - (time.time() - t0), log, state))
             if val_ds is not None:
                 cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
                                                                mode="max"))
@@ -296,6 +321,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
                                                                    patience=max(2, cfg.patience // 3), min_lr=1e-6))
             hist = model.fit(train_ds, validation_data=val_ds, epochs=end_epoch, initial_epoch=start,
                              class_weight=cw, callbacks=cbs, verbose=2, shuffle=False)
+            if state.get("budget_reached"):
+                break
             if len(hist.epoch) and hist.epoch[-1] + 1 < end_epoch:
                 log(f"early stopping after epoch {hist.epoch[-1] + 1}")
                 if phase == len(phases):
@@ -329,6 +356,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         "macs": count_macs(best),
         "size_bytes": best_path.stat().st_size,
         "epochs_run": int(state["epoch"]),
+        "budget_minutes": cfg.max_minutes,
+        "budget_reached": bool(state.get("budget_reached")),
         "best_epoch": int(state["best_epoch"]),
         "train_seconds": round(train_seconds, 1),
         "images_per_second": round(len(y_train) * state["epoch"] / max(train_seconds, 1e-9), 1),
@@ -348,17 +377,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
 
 
 def _hardware() -> str:
-    import platform
+    from fer_edge.bench import _cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU" if not _gpus() else f"{cpu}, {os.cpu_count()} cores, {_gpus()} GPU(s)"
+    gpus = _gpus()
+    return f"{_cpu_model()}, {os.cpu_count()} cores, " + (f"{gpus} GPU(s)" if gpus else "no GPU")
 
 
 def _gpus() -> int:

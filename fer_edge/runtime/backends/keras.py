@@ -32,10 +32,10 @@ def load_keras_model(path: Path):
 
 
 def keras_spec(path: Path, model=None) -> ModelSpec:
-    """spec.json beside the model; else a 7-class FER2013 spec only when the output has 7 classes."""
-    spec_file = path.with_name("spec.json")
-    if spec_file.is_file():
-        return ModelSpec.from_json(spec_file.read_text(), where=str(spec_file))
+    """<stem>.spec.json or spec.json beside the model (written by `fer-edge train`)."""
+    for spec_file in (path.with_name(path.stem + ".spec.json"), path.with_name("spec.json")):
+        if spec_file.is_file():
+            return ModelSpec.from_json(spec_file.read_text(), where=str(spec_file))
     raise ModelError(f"{path}: no spec.json beside it (written by `fer-edge train`); "
                      "cannot know its labels. Pass --classes to say which classes it predicts.")
 
@@ -51,13 +51,20 @@ class KerasBackend(Backend):
                 tf.config.threading.set_intra_op_parallelism_threads(int(threads))
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
-                pass  # already initialised: keep the process-wide setting
+                pass  # already initialised: TF keeps its first setting for the whole process
         self = cls()
+        self.threads_effective = tf.config.threading.get_intra_op_parallelism_threads() or None
         self.path = Path(path)
         self._tf = tf
         self.model = load_keras_model(self.path)
         self.spec = spec or keras_spec(self.path, self.model)
-        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, *self.spec.input_shape), tf.float32)], autograph=False)
+        def fn(x):
+            return model(x, training=False)
+
+        self._fn = fn
         return self
 
     @property

@@ -1,0 +1,311 @@
+"""Explanations on the host: Grad-CAM (Selvaraju et al. 2017) for every architecture, CAM (Zhou et
+al. 2016) for GAP-headed ones, and the checks that show the maps mean something:
+a randomised-weights sanity check (Adebayo et al. 2018), a deletion curve against random
+deletion, and the agreement of the edge file's CAM with Grad-CAM from the Keras model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import UsageError
+
+_SKIP = ("Dropout", "MaxPooling2D", "AveragePooling2D", "SpatialDropout2D")
+
+
+def feature_layers(model) -> list:
+    """Top-level layers with a 4-D output in the outer graph (conv blocks, nested backbones)."""
+    out = []
+    for layer in model.layers:
+        if not layer._inbound_nodes:
+            continue
+        t = layer._inbound_nodes[0].outputs[0]
+        if len(t.shape) == 4 and layer.__class__.__name__ not in ("InputLayer",) and layer.name != "pixels":
+            out.append(layer)
+    return out
+
+
+def last_conv_layer(model, name: str | None = None):
+    """The layer Grad-CAM explains: `name`, or the last 4-D layer that is not a pooling/dropout."""
+    layers = feature_layers(model)
+    if name:
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise UsageError(f"--layer {name}: not a convolutional layer of {model.name}; "
+                         f"choose one of: {', '.join(l.name for l in layers[-6:])}.")
+    cands = [l for l in layers if l.__class__.__name__ not in _SKIP and not l.name.startswith(("rescale", "gray_to_rgb", "imagenet_norm"))]
+    if not cands:
+        raise UsageError(f"{model.name} has no convolutional layer to explain with Grad-CAM.")
+    return cands[-1]
+
+
+class GradCAM:
+    def __init__(self, model, layer: str | None = None):
+        import keras
+
+        self.model = model
+        self.layer = last_conv_layer(model, layer)
+        feat = self.layer._inbound_nodes[0].outputs[0]
+        self.grad_model = keras.Model(model.inputs, [feat, model.outputs[0]])
+
+    def __call__(self, x: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x (N, H, W, C) pixels 0..255 -> (maps (N, h, w) in 0..1, probs (N, K))."""
+        import tensorflow as tf
+
+        xt = tf.constant(np.asarray(x, np.float32))
+        with tf.GradientTape() as tape:
+            feats, probs = self.grad_model(xt, training=False)
+            cls = probs.numpy().argmax(1) if classes is None else np.asarray(classes)
+            score = tf.reduce_sum(tf.gather(probs, cls, axis=1, batch_dims=1))
+        grads = tape.gradient(score, feats).numpy()
+        feats = feats.numpy()
+        weights = grads.mean(axis=(1, 2))  # (N, C): global-average-pooled gradients
+        maps = np.maximum(np.einsum("nhwc,nc->nhw", feats, weights), 0)
+        peak = maps.reshape(len(maps), -1).max(1).reshape(-1, 1, 1)
+        return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32), probs.numpy()
+
+
+class HostCAM:
+    """CAM from the Keras model (GAP-headed architectures): features @ classifier weights."""
+
+    def __init__(self, model):
+        from fer_edge.export.cam_head import cam_model
+
+        self.two, info = cam_model(model)
+        self.weights = np.asarray(info["weights"], np.float32)
+
+    def __call__(self, x, classes=None):
+        from fer_edge.runtime.cam import cam_maps
+
+        probs, feats = (np.asarray(t) for t in self.two(np.asarray(x, np.float32), training=False))
+        cls = probs.argmax(1) if classes is None else np.asarray(classes)
+        return cam_maps(feats, self.weights, cls), probs
+
+
+def make_explainer(model, method: str = "gradcam", layer: str | None = None):
+    if method == "gradcam":
+        return GradCAM(model, layer)
+    if method == "cam":
+        return HostCAM(model)
+    raise UsageError(f"unknown method '{method}'. Choose gradcam or cam.")
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_CUBIC) for m in maps]).clip(0, 1)
+
+
+def overlay(face_gray: np.ndarray, cam: np.ndarray, size: int = 144) -> np.ndarray:
+    face = cv2.resize(face_gray, (size, size), interpolation=cv2.INTER_CUBIC)
+    heat = cv2.applyColorMap((cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255)
+                             .astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), 0.55, heat, 0.45, 0)
+
+
+@dataclass
+class FaceExplanation:
+    box: tuple[int, int, int, int]
+    classes: list[str]
+    scores: list[float]
+    stats: list[dict]
+
+
+def _map_stats(m: np.ndarray) -> dict:
+    h, w = m.shape
+    total = float(m.sum())
+    ys, xs = np.mgrid[0:h, 0:w]
+    cy = float((ys * m).sum() / total / max(h - 1, 1)) if total > 0 else 0.5
+    cx = float((xs * m).sum() / total / max(w - 1, 1)) if total > 0 else 0.5
+    return {"mean": round(float(m.mean()), 4), "max": round(float(m.max()), 4),
+            "centroid_xy": [round(cx, 3), round(cy, 3)], "shape": [h, w]}
+
+
+def explain_images(model_path: str | Path, images: list[str], method: str = "gradcam", target: str = "top",
+                   top_k: int = 3, output: str | Path | None = None, layer: str | None = None,
+                   margin: float | None = None) -> list[dict]:
+    """Explain every face of every image; writes one composed PNG per image to `output`."""
+    from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
+    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.runtime.detect import HaarFaceDetector
+    from fer_edge.runtime.images import collect_images, read_image, write_image_atomic
+
+    kb = KerasBackend.load(Path(model_path))
+    spec = kb.spec
+    explainer = make_explainer(kb.model, method, layer)
+    if target != "top" and target not in spec.labels:
+        from fer_edge.errors import unknown
+
+        raise unknown("target class", target, ["top", *spec.labels])
+    det = HaarFaceDetector()
+    out_dir = Path(output) if output else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    margin = spec.crop_margin if margin is None else margin
+    records = []
+    for f in collect_images(images):
+        img = read_image(f)
+        gray = to_gray(img)
+        boxes = det.detect(gray)
+        if not boxes and max(gray.shape) <= 100:  # already a face crop (e.g. a FER2013 image)
+            boxes = [(0, 0, gray.shape[1], gray.shape[0])]
+        rec = {"image": str(f), "method": method, "layer": getattr(getattr(explainer, "layer", None), "name", "gap_input"),
+               "faces": []}
+        if not boxes:
+            rec["note"] = "no face found"
+            records.append(rec)
+            continue
+        crops = [crop_box(gray, b, 0.0 if b == (0, 0, gray.shape[1], gray.shape[0]) else margin) for b in boxes]
+        batch = preprocess_batch(crops, spec.size, spec.channels)
+        probs = kb.predict(batch)
+        tiles = []
+        for i, b in enumerate(boxes):
+            order = np.argsort(-probs[i])
+            classes = [spec.labels.index(target)] if target != "top" else list(order[:top_k])
+            maps, _ = explainer(np.repeat(batch[i:i + 1], len(classes), 0), np.array(classes))
+            face = {"box": [int(v) for v in b], "explained": []}
+            row = [cv2.cvtColor(cv2.resize(batch[i, :, :, 0], (144, 144), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)]
+            for c, m in zip(classes, maps):
+                tile = overlay(batch[i, :, :, 0], m)
+                cv2.putText(tile, f"{spec.labels[c]} {probs[i, c]:.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (255, 255, 255), 1, cv2.LINE_AA)
+                row.append(tile)
+                face["explained"].append({"label": spec.labels[c], "score": round(float(probs[i, c]), 6), **_map_stats(m)})
+            tiles.append(np.hstack(row))
+            rec["faces"].append(face)
+        if out_dir:
+            width = max(t.shape[1] for t in tiles)
+            sheet = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0))) for t in tiles])
+            target_png = out_dir / f"{f.stem}_{method}.png"
+            write_image_atomic(target_png, sheet)
+            rec["output"] = str(target_png)
+        records.append(rec)
+    return records
+
+
+# ----------------------------------------------------------------------------- checks
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra = np.argsort(np.argsort(a.ravel())).astype(np.float64)
+    rb = np.argsort(np.argsort(b.ravel())).astype(np.float64)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def deletion_curve(predict, x: np.ndarray, maps: np.ndarray, classes: np.ndarray, steps: int = 10,
+                   order: str = "saliency", seed: int = 0) -> np.ndarray:
+    """Mean probability of `classes` as the most salient (or random) pixels are replaced by gray."""
+    n, H, W, C = x.shape
+    sal = upsample(maps, (H, W)).reshape(n, -1)
+    rng = np.random.default_rng(seed)
+    ranks = np.argsort(-sal, axis=1) if order == "saliency" else np.stack([rng.permutation(H * W) for _ in range(n)])
+    curve = []
+    for s in range(steps + 1):
+        k = int(round(H * W * s / steps))
+        xd = x.reshape(n, H * W, C).astype(np.float32).copy()
+        for i in range(n):
+            xd[i, ranks[i, :k]] = 127.0
+        p = predict(xd.reshape(n, H, W, C))
+        curve.append(float(p[np.arange(n), classes].mean()))
+    return np.array(curve)
+
+
+def auc(curve: np.ndarray) -> float:
+    xs = np.linspace(0, 1, len(curve))
+    return float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(xs)))
+
+
+def run_checks(model_path: str | Path, data: str, edge_model: str | Path | None = None, n: int = 200,
+               method: str = "gradcam", out: str | Path | None = None, seed: int = 0) -> dict:
+    """The three checks of docs/explain.md on a stratified PublicTest (val) sample."""
+    import keras
+
+    from fer_edge.data import load_splits, stratified_sample
+    from fer_edge.labels import ClassMap
+    from fer_edge.runtime.backends.keras import KerasBackend
+
+    kb = KerasBackend.load(Path(model_path))
+    spec = kb.spec
+    cm = ClassMap.from_dict(spec.class_map) if spec.class_map else ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+    s = load_splits(data, cm)
+    idx = stratified_sample(s.y_val, n, seed)
+    x, y = s.x_val[idx], s.y_val[idx]
+    gc = make_explainer(kb.model, method)
+    maps, probs = gc(x)
+    pred = probs.argmax(1)
+    result: dict = {"model": str(model_path), "method": method, "n": int(len(x)), "layer": getattr(gc, "layer", None)
+                    and gc.layer.name, "val_source": s.val_source}
+    # 1. randomised weights (Adebayo et al. 2018): maps must change
+    rnd = keras.models.clone_model(kb.model)
+    rnd.set_weights([np.random.default_rng(seed + i).normal(0, 0.05, w.shape).astype(w.dtype) if w.ndim > 1 else w
+                     for i, w in enumerate(kb.model.get_weights())])
+    rmaps, _ = make_explainer(rnd, method)(x, pred)
+    up, rup = upsample(maps, spec.size), upsample(rmaps, spec.size)
+    rhos = [spearman(a, b) for a, b in zip(up, rup)]
+    result["randomisation"] = {"mean_spearman_trained_vs_random": round(float(np.mean(rhos)), 4),
+                               "median": round(float(np.median(rhos)), 4)}
+    # 2. deletion curve vs random deletion
+    pred_fn = kb.predict
+    d_sal = deletion_curve(pred_fn, x, maps, pred, order="saliency", seed=seed)
+    d_rnd = deletion_curve(pred_fn, x, maps, pred, order="random", seed=seed)
+    result["deletion"] = {"fractions": np.linspace(0, 1, len(d_sal)).round(2).tolist(),
+                          "saliency_curve": d_sal.round(4).tolist(), "random_curve": d_rnd.round(4).tolist(),
+                          "auc_saliency": round(auc(d_sal), 4), "auc_random": round(auc(d_rnd), 4)}
+    # 3. edge CAM (exported file, runtime backend) vs Grad-CAM from Keras
+    if edge_model:
+        from fer_edge.runtime.backends import load_backend
+        from fer_edge.runtime.cam import cam_maps, require_cam
+
+        eb = load_backend(edge_model)
+        eprobs, efeat = eb.run(x)[:2]
+        emaps = cam_maps(efeat, require_cam(eb.spec), pred)
+        eup = upsample(emaps, spec.size)
+        corr = [pearson(a, b) for a, b in zip(eup, up)]
+        result["edge_agreement"] = {"edge_model": str(edge_model), "mean_pearson_edge_cam_vs_gradcam": round(float(np.mean(corr)), 4),
+                                    "top1_agreement": round(float((eprobs.argmax(1) == pred).mean()), 4)}
+    if out:
+        _check_figures(result, Path(out), x, y, maps, pred, spec)
+    return result
+
+
+def _check_figures(result: dict, out: Path, x, y, maps, pred, spec) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    d = result["deletion"]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(d["fractions"], d["saliency_curve"], "r-o", ms=3, label=f"most salient first (AUC {d['auc_saliency']:.3f})")
+    ax.plot(d["fractions"], d["random_curve"], "k--o", ms=3, label=f"random order (AUC {d['auc_random']:.3f})")
+    ax.set_xlabel("fraction of pixels replaced by gray"), ax.set_ylabel("prob. of predicted class")
+    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out / "deletion_curve.partial.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out / "deletion_curve.png")
+    rows = []
+    for c in range(len(spec.labels)):
+        idx = np.flatnonzero((y == c) & (pred == c))[:3]
+        if len(idx) == 0:
+            continue
+        tiles = [overlay(x[i, :, :, 0], maps[i], 96) for i in idx]
+        for t in tiles:
+            cv2.putText(t, spec.labels[c][:8], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        while len(tiles) < 3:
+            tiles.append(np.zeros_like(tiles[0]))
+        rows.append(np.hstack(tiles))
+    if rows:
+        cv2.imwrite(str(out / "gallery.png"), np.vstack(rows))

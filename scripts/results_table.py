@@ -1,0 +1,48 @@
+"""Write the study's results table (docs/results.md section) from finished runs and their int8 exports.
+
+usage: python3 scripts/results_table.py RUNS_DIR [RUNS_DIR...] > table.md
+Each run's numbers come from its metrics.json (written by `fer-edge train`); int8 size and latency from
+RUN/export/export_report.json (written by `fer-edge export RUN --format tflite --quantize int8`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def rows(runs_dirs):
+    for d in runs_dirs:
+        for cfg in sorted(Path(d).glob("*/config.json")):
+            run = cfg.parent
+            c = json.loads(cfg.read_text())
+            m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else None
+            rep = run / "export" / "export_report.json"
+            int8 = None
+            if rep.is_file():
+                for r in json.loads(rep.read_text())["rows"]:
+                    if r["format"] == "tflite" and r["quantization"] == "int8" and r["status"] == "ok":
+                        int8 = r
+            yield run, c, m, int8
+
+
+def main(argv):
+    print("| model | classes | train acc | train loss | PublicTest acc | PublicTest loss | macro-F1 | params | MACs | "
+          "int8 TFLite KB | int8 PublicTest acc | int8 ms/img | epochs (budget) | train min | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for run, c, m, int8 in rows(argv):
+        tc = c["train_config"]
+        if m is None:
+            print(f"| {tc['arch']} | {tc['classes']} | | | | | | | | | | | | | {c['status']} (run {run.name}) |")
+            continue
+        tr, va = m["splits"]["train"], m["splits"]["val"]
+        budget = f"{m['epochs_run']}" + (f" ({m['budget_minutes']:g} min budget{', reached' if m.get('budget_reached') else ''})"
+                                          if m.get("budget_minutes") else f" of {tc['epochs']}")
+        i8 = (f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}" if int8 else " | | ")
+        print(f"| {tc['arch']} | {m['classes']} | {tr['accuracy'] * 100:.2f} % | {tr['loss']:.3f} | "
+              f"{va['accuracy'] * 100:.2f} % | {va['loss']:.3f} | {va['macro_f1']:.3f} | {m['params']:,} | "
+              f"{m['macs'] / 1e6:.1f} M | {i8} | {budget} | {m['train_seconds'] / 60:.1f} | {c['status']} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["runs"])
