@@ -97,3 +97,18 @@ def test_cli_train_one_epoch(tmp_path, sample_data):
     assert run_dir.endswith("-sequential-2c")
     spec = json.loads((tmp_path / run_dir.split("/")[-1] / "spec.json").read_text())
     assert spec["labels"] == ["angry", "happy"]
+
+
+def test_two_phase_fine_tuning_with_local_weights(tmp_path, sample_data, cache_dir):
+    """Pretrained weights (a local file here: ImageNet needs the internet) switch on the study's two phases."""
+    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(48, 48, 3))
+    base.save_weights(tmp_path / "b0.weights.h5")
+    cfg = TrainConfig(data=str(sample_data), arch="efficientnetb0", epochs=2, batch_size=32, out=str(tmp_path / "r"),
+                      cache_dir=str(cache_dir), augment=False, weights=str(tmp_path / "b0.weights.h5"))
+    run = train(cfg, log=lambda *_: None)
+    c = json.loads((run / "config.json").read_text())
+    assert c["resolved"]["two_phase"] is True and c["status"] == "finished"
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["phase"] == 2 and state["lr"] == pytest.approx(1e-5, rel=0.01)  # phase 2 fine-tunes at 1e-5

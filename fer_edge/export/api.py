@@ -223,10 +223,12 @@ def _annotate_speed(report: ExportReport) -> None:
 
 
 def report_markdown(report: ExportReport) -> str:
-    lines = [f"# Export report: {Path(report.source).name}", "",
+    src = Path(report.source)
+    lines = [f"# Export report: {src.parent.name}/{src.name}", "",
              f"Keras val accuracy {report.keras_val_acc:.4f} on {report.n_val} images ({report.val_source}); "
              f"gate: fp32/fp16 top-1 agreement >= {report.thresholds['min_agreement']}, "
-             f"quantized accuracy drop <= {report.thresholds['max_drop_points']} points.", "",
+             f"quantized accuracy drop <= {report.thresholds['max_drop_points']} points. "
+             "ms/img: batch 1, the backend's default threads (fer-edge bench measures properly).", "",
              "| Format | Quant | Status | Size KB | Val acc | Δacc (pts) | Agreement | max abs Δp | ms/img (b1) | Backend | Note |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
 
