@@ -356,12 +356,10 @@ def _failed(row: BenchRow, reason: str, batches) -> BenchRow:
 def _accuracy(b, data, split, limit, cache) -> dict:
     from fer_edge.data import load_splits, stratified_sample
     from fer_edge.evaluate import predict_all
-    from fer_edge.labels import ClassMap
-
     spec = b.spec
-    key = (str(data), json.dumps(spec.class_map, sort_keys=True), split, limit)
+    key = (str(data), json.dumps([spec.labels, spec.class_map], sort_keys=True), split, limit)
     if key not in cache:
-        cm = ClassMap.from_dict(spec.class_map) if spec.class_map else ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+        cm = spec.class_map_obj()
         x, y = load_splits(data, cm).split(split)
         if limit and limit < len(y):
             idx = stratified_sample(y, limit, 0)

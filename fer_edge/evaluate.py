@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import UsageError
-from fer_edge.labels import ClassMap, parse_classes
+from fer_edge.labels import parse_classes
 from fer_edge.metrics import classification_report
 
 
@@ -31,10 +31,8 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
         cm = parse_classes(classes)
         if cm.num_classes != spec.num_classes:
             raise UsageError(f"--classes gives {cm.num_classes} classes but the model predicts {spec.num_classes}.")
-    elif spec.class_map:
-        cm = ClassMap.from_dict(spec.class_map)
     else:
-        cm = ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+        cm = spec.class_map_obj()
     splits = load_splits(data, cm, val_split)
     x, y = splits.split(split)
     if len(y) == 0:

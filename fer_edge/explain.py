@@ -231,12 +231,11 @@ def run_checks(model_path: str | Path, data: str, edge_model: str | Path | None 
     import keras
 
     from fer_edge.data import load_splits, stratified_sample
-    from fer_edge.labels import ClassMap
     from fer_edge.runtime.backends.keras import KerasBackend
 
     kb = KerasBackend.load(Path(model_path))
     spec = kb.spec
-    cm = ClassMap.from_dict(spec.class_map) if spec.class_map else ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+    cm = spec.class_map_obj()
     s = load_splits(data, cm)
     idx = stratified_sample(s.y_val, n, seed)
     x, y = s.x_val[idx], s.y_val[idx]

@@ -48,8 +48,19 @@ class ModelSpec:
     def channels(self) -> int:
         return int(self.input_shape[2])
 
+    def class_map_obj(self):
+        """The ClassMap in OUTPUT order (labels' order; a JSON object's key order is not to be trusted)."""
+        from fer_edge.labels import ClassMap
+
+        if not self.class_map:
+            return ClassMap(tuple(self.labels), tuple((lab,) for lab in self.labels))
+        missing = [lab for lab in self.labels if lab not in self.class_map]
+        if missing:
+            raise ModelError(f"metadata class_map lacks output class(es) {', '.join(missing)}.")
+        return ClassMap.from_dict({lab: list(self.class_map[lab]) for lab in self.labels})
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(asdict(self))  # insertion order kept: class_map follows the labels' order
 
     def replace(self, **changes: Any) -> "ModelSpec":
         d = asdict(self)

@@ -186,3 +186,17 @@ def test_runtime_side_imports_no_tensorflow(tiny_exports):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "OK []" in r.stdout
+
+
+def test_export_best_runs_cli(tiny_run, sample_data):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["export", "--best", "1", "--runs", str(tiny_run.parent), "--format", "onnx",
+                                 "--quantize", "none", "--data", str(sample_data), "--json"])
+    assert r.exit_code == 0, r.output
+    reports = json.loads(r.output)
+    assert len(reports) == 1 and reports[0]["ok"]
+    assert (tiny_run / "export" / "mini_xception_7c_fp32.onnx").is_file()
+    assert (tiny_run / "export" / "export_report.md").is_file()

@@ -86,29 +86,25 @@ def test_evaluate_keras_and_json(tiny_run, sample_data, tmp_path):
 
 
 def test_cli_train_one_epoch(tmp_path, sample_data):
+    """Non-alphabetical class order survives run files, export metadata and evaluation (a JSON object's
+    key order once scrambled it)."""
     from typer.testing import CliRunner
 
     from fer_edge.cli.main import app
 
-    r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "sequential", "--epochs", "1",
-                                 "--classes", "2", "--out", str(tmp_path), "--no-augment"])
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "--data", str(sample_data), "--arch", "sequential", "--epochs", "1",
+                            "--classes", "surprise,happy,angry", "--out", str(tmp_path), "--no-augment"])
     assert r.exit_code == 0, r.output
-    run_dir = r.output.strip().splitlines()[-1]
-    assert run_dir.endswith("-sequential-2c")
-    spec = json.loads((tmp_path / run_dir.split("/")[-1] / "spec.json").read_text())
-    assert spec["labels"] == ["angry", "happy"]
-
-
-def test_two_phase_fine_tuning_with_local_weights(tmp_path, sample_data, cache_dir):
-    """Pretrained weights (a local file here: ImageNet needs the internet) switch on the study's two phases."""
-    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(48, 48, 3))
-    base.save_weights(tmp_path / "b0.weights.h5")
-    cfg = TrainConfig(data=str(sample_data), arch="efficientnetb0", epochs=2, batch_size=32, out=str(tmp_path / "r"),
-                      cache_dir=str(cache_dir), augment=False, weights=str(tmp_path / "b0.weights.h5"))
-    run = train(cfg, log=lambda *_: None)
-    c = json.loads((run / "config.json").read_text())
-    assert c["resolved"]["two_phase"] is True and c["status"] == "finished"
-    rows = list(csv.DictReader((run / "history.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
-    state = json.loads((run / "state.json").read_text())
-    assert state["phase"] == 2 and state["lr"] == pytest.approx(1e-5, rel=0.01)  # phase 2 fine-tunes at 1e-5
+    run = tmp_path / r.output.strip().splitlines()[-1].split("/")[-1]
+    assert run.name.endswith("-sequential-3c")
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["labels"] == ["surprise", "happy", "angry"]
+    val_acc = json.loads((run / "metrics.json").read_text())["splits"]["val"]["accuracy"]
+    r = runner.invoke(app, ["evaluate", str(run), "--data", str(sample_data), "--split", "val", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["accuracy"] == pytest.approx(val_acc)
+    r = runner.invoke(app, ["export", str(run), "--format", "onnx", "--quantize", "none", "--data", str(sample_data), "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)[0]["rows"][0]
+    assert row["val_acc"] == pytest.approx(val_acc) and row["agreement"] == 1.0

@@ -20,7 +20,6 @@ import numpy as np
 from fer_edge import __version__
 from fer_edge.errors import DataError, ModelError, UsageError
 from fer_edge.export.formats import Format, artifact_name, expand
-from fer_edge.labels import ClassMap
 from fer_edge.metrics import classification_report
 from fer_edge.spec import ModelSpec
 
@@ -132,7 +131,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     data = data or config.get("train_config", {}).get("data")
     if not data:
         raise DataError("export needs --data (FER2013) for calibration and the parity gate.")
-    class_map = ClassMap.from_dict(spec.class_map) if spec.class_map else ClassMap(tuple(spec.labels), tuple((l,) for l in spec.labels))
+    class_map = spec.class_map_obj()
     splits = load_splits(data, class_map, config.get("train_config", {}).get("val_split", "auto"))
     if len(splits.y_train) == 0 and any(q == "int8" for _, q in pairs):
         raise DataError(f"{data}: no training images to calibrate int8 on (need a train/ folder or Training rows).")

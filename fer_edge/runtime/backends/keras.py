@@ -52,6 +52,10 @@ class KerasBackend(Backend):
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass  # already initialised: TF keeps its first setting for the whole process
+        if device == "gpu" and not tf.config.list_physical_devices("GPU"):
+            from fer_edge.errors import UsageError
+
+            raise UsageError("device gpu: TensorFlow sees no GPU here (CPU-only build or no CUDA device).")
         self = cls()
         self.threads_effective = tf.config.threading.get_intra_op_parallelism_threads() or None
         self.path = Path(path)

@@ -24,6 +24,11 @@ class LiteRTBackend(Backend):
 
     @classmethod
     def load(cls, path, threads=None, device="cpu"):
+        if device == "gpu":
+            from fer_edge.errors import UsageError
+
+            raise UsageError(f"device gpu: fer-edge runs {cls.name} on the CPU only (no GPU delegate wired in); "
+                             "use onnxruntime with a CUDA build for GPU rows.")
         mod = cls._interpreter_module()
         self = cls()
         self.path = Path(path)

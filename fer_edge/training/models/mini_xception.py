@@ -26,7 +26,7 @@ def apply_xception_block(x, filters: int, name: str):
 
 
 @register_model("mini_xception", source="Arriaga et al. 2017, arXiv:1710.07557", family="xception",
-                defaults={"lr": 1e-3})
+                defaults={"lr": 1e-3}, cam=True)
 def mini_xception(input_shape, num_classes, **_):
     inputs, x = apply_input(input_shape)
     x = apply_conv_bn(x, 8, name="stem1")
