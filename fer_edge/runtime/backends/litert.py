@@ -34,15 +34,32 @@ class LiteRTBackend(Backend):
         self.path = Path(path)
         self._mod = mod
         self.spec = read_tflite_metadata(self.path)  # refuse files without metadata before anything else
+        self._threads = threads
+        self.delegate = "xnnpack"
         try:
-            self.interp = mod.Interpreter(model_path=str(self.path), num_threads=threads or None)
-            self.interp.allocate_tensors()
+            self._make(None)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{self.path}: {self.name} cannot load it ({str(exc).splitlines()[0][:200]}).") from None
+            if not self._fallback(exc):
+                raise ModelError(f"{self.path}: {self.name} cannot load it ({str(exc).splitlines()[0][:200]}).") from None
+        return self
+
+    def _make(self, resolver) -> None:
+        kw = {"experimental_op_resolver_type": resolver} if resolver is not None else {}
+        self.interp = self._mod.Interpreter(model_path=str(self.path), num_threads=self._threads or None, **kw)
+        self.interp.allocate_tensors()
         self._in = self.interp.get_input_details()[0]
         self._outs = self.interp.get_output_details()
         self._batch = int(self._in["shape"][0])
-        return self
+
+    def _fallback(self, exc: Exception) -> bool:
+        """XNNPACK refuses some int8 graphs ("failed to prepare", at load or first invoke): rebuild the
+        interpreter on the built-in kernels. Returns False when that is not the problem or not possible."""
+        resolver = getattr(getattr(self._mod, "OpResolverType", None), "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None)
+        if resolver is None or "XNNPACK" not in str(exc) or self.delegate != "xnnpack":
+            return False
+        self._make(resolver)
+        self.delegate = "none (XNNPACK refused this graph)"
+        return True
 
     @property
     def version(self) -> str:
@@ -75,7 +92,15 @@ class LiteRTBackend(Backend):
         else:
             x = batch.astype(dtype, copy=False)
         self.interp.set_tensor(self._in["index"], x)
-        self.interp.invoke()
+        try:
+            self.interp.invoke()
+        except RuntimeError as exc:
+            if not self._fallback(exc):
+                raise
+            self._batch = int(self._in["shape"][0])
+            self._resize(len(batch))
+            self.interp.set_tensor(self._in["index"], x)
+            self.interp.invoke()
         outs = []
         for d in self._outs:
             y = self.interp.get_tensor(d["index"])
