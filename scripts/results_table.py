@@ -21,7 +21,7 @@ def rows(runs_dirs):
             int8 = None
             if rep.is_file():
                 for r in json.loads(rep.read_text())["rows"]:
-                    if r["format"] == "tflite" and r["quantization"] == "int8" and r["status"] == "ok":
+                    if r["format"] == "tflite" and r["quantization"] == "int8":
                         int8 = r
             yield run, c, m, int8
 
@@ -38,7 +38,12 @@ def main(argv):
         tr, va = m["splits"]["train"], m["splits"]["val"]
         budget = f"{m['epochs_run']}" + (f" ({m['budget_minutes']:g} min budget{', reached' if m.get('budget_reached') else ''})"
                                           if m.get("budget_minutes") else f" of {tc['epochs']}")
-        i8 = (f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}" if int8 else " | | ")
+        if int8 and int8["status"] == "ok":
+            i8 = f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}"
+        elif int8:
+            i8 = f"gate failed: {int8['note'][:60]} | | "
+        else:
+            i8 = "not exported | | "
         print(f"| {tc['arch']} | {m['classes']} | {tr['accuracy'] * 100:.2f} % | {tr['loss']:.3f} | "
               f"{va['accuracy'] * 100:.2f} % | {va['loss']:.3f} | {va['macro_f1']:.3f} | {m['params']:,} | "
               f"{m['macs'] / 1e6:.1f} M | {i8} | {budget} | {m['train_seconds'] / 60:.1f} | {c['status']} |")
