@@ -84,7 +84,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
@@ -120,7 +120,7 @@ def gpu_status() -> dict:
 
 def environment() -> dict:
     return {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(), "machine": platform.machine(),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(), "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
         "versions": {d: v for d in RUNTIME_VERSIONS if (v := _version(d))}, "fer_edge": __version__,
         "gpu": gpu_status(),
@@ -306,14 +306,15 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
         spec = b.spec
         base.format, base.quantization = spec.format, spec.quantization
         base.backend_version = b.version
-        if isinstance(b, KerasBackend) and b.threads_effective not in (None, th):
-            base.reason = f"TensorFlow threads are fixed per process: ran with {b.threads_effective}"
         base.params = spec.metrics.get("params")
         base.macs = spec.metrics.get("macs")
-        if name == "keras" and base.macs is None:
-            from fer_edge.training.flops import count_macs
+        if isinstance(b, KerasBackend):
+            if b.threads_effective not in (None, th):
+                base.reason = f"TensorFlow threads are fixed per process: ran with {b.threads_effective}"
+            if base.macs is None:
+                from fer_edge.training.flops import count_macs
 
-            base.params, base.macs = int(b.model.count_params()), count_macs(b.model)
+                base.params, base.macs = int(b.model.count_params()), count_macs(b.model)
         if data and "acc" not in acc_cache:
             try:
                 acc_cache["acc"] = _accuracy(b, data, split, limit, eval_sets)
@@ -396,18 +397,13 @@ def demo_faces(n: int = 8) -> list[np.ndarray]:
     return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
 
 
-def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300, size=(640, 480), fps: float = 30.0,
-                    face_px: int = 200) -> Path:
-    """A video of upscaled FER faces drifting over a textured background, one face per frame."""
+def demo_frames(faces: list[np.ndarray], frames: int = 300, size=(640, 480), face_px: int = 200):
+    """Gray frames of upscaled FER faces drifting over a textured background, one face per frame."""
     import cv2
 
     W, H = size
     rng = np.random.default_rng(0)
     bg = cv2.GaussianBlur(rng.integers(60, 200, (H, W), dtype=np.uint8), (0, 0), 8)
-    path = Path(path)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    if not writer.isOpened():
-        raise UsageError(f"cannot write demo video {path}.")
     pad = face_px // 5  # FER crops are tight: replicated borders give the detector the context it needs
     side = face_px + 2 * pad
     for i in range(frames):
@@ -417,30 +413,34 @@ def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300
         x = int((W - side) / 2 + (W - side) / 3 * np.sin(i / 40))
         y = int((H - side) / 2 + (H - side) / 4 * np.cos(i / 55))
         frame[y:y + side, x:x + side] = face
+        yield frame
+
+
+def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300, size=(640, 480), fps: float = 30.0,
+                    face_px: int = 200) -> Path:
+    """Write `demo_frames` to an mp4 (what `cam --source demo` and the end-to-end row play)."""
+    import cv2
+
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, tuple(size))
+    if not writer.isOpened():
+        raise UsageError(f"cannot write demo video {path}.")
+    for frame in demo_frames(faces, frames, size, face_px):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
     writer.release()
     return path
 
 
 def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None) -> list[dict]:
-    """Haar cascade ms/frame at three resolutions with the settings `cam` uses, on frames of the
-    demo video (one face) scaled to each resolution: the cost depends on the content, so noise
-    frames would flatter or punish it."""
+    """Haar cascade ms/frame at three resolutions with the settings `cam` uses, on demo frames (one
+    face) scaled to each resolution: the cost depends on the content, so noise frames would flatter
+    or punish it."""
     import cv2
 
     from fer_edge.runtime.detect import HaarFaceDetector
 
     det = HaarFaceDetector()
-    with tempfile.TemporaryDirectory() as td:
-        video = make_demo_video(Path(td) / "d.mp4", faces or demo_faces(), frames=12)
-        cap = cv2.VideoCapture(str(video))
-        frames = []
-        while len(frames) < 12:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-        cap.release()
+    frames = list(demo_frames(faces or demo_faces(), frames=12))
     rows = []
     for W, H in ((320, 240), (640, 480), (1280, 720)):
         scaled = [cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in frames]
@@ -462,7 +462,8 @@ def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None)
 def bench_end_to_end(files: list[Path], video: str | None, data: str | None, frames: int, log=print) -> list[dict]:
     """frames/s of the whole cam pipeline (decode -> detect -> preprocess -> classify -> draw)."""
     from fer_edge.runtime.recognizer import EmotionRecognizer
-    from fer_edge.runtime.video import CAM_DEFAULTS, run_cam
+    from fer_edge.defaults import CAM_DEFAULTS
+    from fer_edge.runtime.video import run_cam
 
     runnable = [f for f in files if f.suffix in (".tflite", ".onnx")]
     if not runnable:

@@ -6,7 +6,6 @@ deletion, and the agreement of the edge file's CAM with Grad-CAM from the Keras 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -64,10 +63,9 @@ class GradCAM:
             score = tf.reduce_sum(tf.gather(probs, cls, axis=1, batch_dims=1))
         grads = tape.gradient(score, feats).numpy()
         feats = feats.numpy()
-        weights = grads.mean(axis=(1, 2))  # (N, C): global-average-pooled gradients
-        maps = np.maximum(np.einsum("nhwc,nc->nhw", feats, weights), 0)
-        peak = maps.reshape(len(maps), -1).max(1).reshape(-1, 1, 1)
-        return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32), probs.numpy()
+        from fer_edge.runtime.cam import weighted_maps
+
+        return weighted_maps(feats, grads.mean(axis=(1, 2))), probs.numpy()  # weights: pooled gradients
 
 
 class HostCAM:
@@ -104,14 +102,6 @@ def overlay(face_gray: np.ndarray, cam: np.ndarray, size: int = 144) -> np.ndarr
     heat = cv2.applyColorMap((cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255)
                              .astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.addWeighted(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), 0.55, heat, 0.45, 0)
-
-
-@dataclass
-class FaceExplanation:
-    box: tuple[int, int, int, int]
-    classes: list[str]
-    scores: list[float]
-    stats: list[dict]
 
 
 def _map_stats(m: np.ndarray) -> dict:

@@ -45,20 +45,19 @@ def cam_cmd(
                                  "and/or --jsonl events.jsonl.")
     import tempfile
 
-    tmp = tempfile.TemporaryDirectory()
-    if source == "demo":
-        from fer_edge.bench import demo_faces, make_demo_video
+    with tempfile.TemporaryDirectory() as tmp:
+        if source == "demo":
+            from fer_edge.bench import demo_faces, make_demo_video
 
-        source = str(make_demo_video(f"{tmp.name}/demo.mp4", demo_faces(), frames=max_frames or 300))
-    rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every)
-    overlay = None
-    if explain:
-        from fer_edge.runtime.cam import cam_overlay_for
+            source = str(make_demo_video(f"{tmp}/demo.mp4", demo_faces(), frames=max_frames or 300))
+        rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every)
+        overlay = None
+        if explain:
+            from fer_edge.runtime.cam import cam_overlay_for
 
-        overlay = cam_overlay_for(rec)
-    stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
-                    fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
-    tmp.cleanup()
+            overlay = cam_overlay_for(rec)
+        stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
+                        fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
     summary = stats.to_dict()
     if output:
         summary["output"] = output

@@ -12,13 +12,17 @@ import numpy as np
 from fer_edge.errors import UsageError
 
 
-def cam_maps(features: np.ndarray, weights: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """features (N, h, w, c), weights (c, k), classes (N,) -> (N, h, w) maps scaled to 0..1."""
-    w = weights[:, classes].T  # (N, c)
-    maps = np.einsum("nhwc,nc->nhw", features.astype(np.float32), w.astype(np.float32))
-    maps = np.maximum(maps, 0)
+def weighted_maps(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """features (N, h, w, c) weighted by per-face channel weights (N, c), ReLU, each map scaled to 0..1.
+    CAM (classifier weights) and Grad-CAM (pooled gradients) differ only in where the weights come from."""
+    maps = np.maximum(np.einsum("nhwc,nc->nhw", features.astype(np.float32), weights.astype(np.float32)), 0)
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
     return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+
+
+def cam_maps(features: np.ndarray, weights: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """features (N, h, w, c), weights (c, k), classes (N,) -> (N, h, w) maps scaled to 0..1."""
+    return weighted_maps(features, weights[:, classes].T)
 
 
 def require_cam(spec) -> np.ndarray:

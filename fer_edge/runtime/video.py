@@ -22,9 +22,6 @@ from fer_edge.errors import DataError, UsageError
 from fer_edge.runtime.draw import draw_fps, draw_results
 
 
-from fer_edge.defaults import CAM_DEFAULTS  # noqa: E402,F401  (re-exported)
-
-
 def rss_mb() -> float | None:
     try:
         with open("/proc/self/status") as fh:

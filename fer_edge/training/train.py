@@ -387,10 +387,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
 
 
 def _hardware() -> str:
-    from fer_edge.bench import _cpu_model
+    from fer_edge.bench import cpu_model
 
     gpus = _gpus()
-    return f"{_cpu_model()}, {os.cpu_count()} cores, " + (f"{gpus} GPU(s)" if gpus else "no GPU")
+    return f"{cpu_model()}, {os.cpu_count()} cores, " + (f"{gpus} GPU(s)" if gpus else "no GPU")
 
 
 def _gpus() -> int:

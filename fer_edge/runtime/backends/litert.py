@@ -97,7 +97,6 @@ class LiteRTBackend(Backend):
         except RuntimeError as exc:
             if not self._fallback(exc):
                 raise
-            self._batch = int(self._in["shape"][0])
             self._resize(len(batch))
             self.interp.set_tensor(self._in["index"], x)
             self.interp.invoke()
