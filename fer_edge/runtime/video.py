@@ -33,7 +33,7 @@ def rss_mb() -> float | None:
     return None
 
 
-def _peakrss_mb() -> float | None:
+def _peak_rss_mb() -> float | None:
     try:
         import resource
 
@@ -213,7 +213,10 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
         stats.end_reason = "interrupted (Ctrl-C)"
     finally:
         stats.seconds = time.perf_counter() - t_start
-        stats.rss_mb = {"after_10_frames": rss_after_warmup, "end": rss_mb(), "peak": _peakrss_mb()}
+        end_rss = rss_mb()
+        # ru_maxrss is updated lazily by the kernel and can read below the current RSS: never report less
+        stats.rss_mb = {"after_10_frames": rss_after_warmup, "end": end_rss,
+                        "peak": max((v for v in (_peak_rss_mb(), end_rss) if v is not None), default=None)}
         cap.release()
         if writer is not None:
             writer.close()
