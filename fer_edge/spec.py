@@ -33,6 +33,7 @@ class ModelSpec:
     data_fingerprint: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     cam: dict[str, Any] | None = None  # present when the file has a CAM output (see export --explain)
+    tta: str = "none"  # "flip": the graph averages the face and its mirror image (export --tta flip)
     fer_edge_version: str = ""
     schema: str = SPEC_SCHEMA
 

@@ -1,6 +1,7 @@
 """Write the study's results table (docs/results.md section) from finished runs and their int8 exports.
 
 usage: python3 scripts/results_table.py RUNS_DIR [RUNS_DIR...] > table.md
+       python3 scripts/results_table.py --ablation RUNS_DIR > ablation.md
 Each run's numbers come from its metrics.json (written by `fer-edge train`); int8 size and latency from
 RUN/export/export_report.json (written by `fer-edge export RUN --format tflite --quantize int8`).
 """
@@ -49,5 +50,35 @@ def main(argv):
               f"{m['macs'] / 1e6:.1f} M | {i8} | {budget} | {m['train_seconds'] / 60:.1f} | {c['status']} |")
 
 
+#: training options an ablation may change; the lever of a run is where it differs from the baseline
+LEVERS = ("optimizer", "lr", "weight_decay", "schedule", "augment", "mix", "mix_alpha", "erasing",
+          "label_smoothing", "epochs", "init", "classes", "arch")
+DEFAULTS = {"mix": "none", "mix_alpha": 0.2, "erasing": 0.0, "init": None}  # fields older runs lack
+
+
+def ablation(runs_dir):
+    """One row per finished run of RUNS_DIR; the oldest run is the baseline, the others say what they changed."""
+    runs = [(run, c, m) for run, c, m, _ in rows([runs_dir]) if m is not None]
+    if not runs:
+        print(f"no finished runs in {runs_dir}")
+        return
+    base_run, base_cfg, base_m = runs[0]
+    base_tc = dict(DEFAULTS, **base_cfg["train_config"])
+    base_acc = base_m["splits"]["val"]["accuracy"]
+    print("| lever (vs the first row) | PublicTest acc | Δ points | macro-F1 | train acc | epochs | train min | run |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run, c, m in runs:
+        tc = dict(DEFAULTS, **c["train_config"])
+        diff = [f"{k}={tc.get(k)}" for k in LEVERS if tc.get(k) != base_tc.get(k)]
+        lever = ", ".join(diff) if diff else "baseline"
+        va, tr = m["splits"]["val"], m["splits"]["train"]
+        print(f"| {lever} | {va['accuracy'] * 100:.2f} % | {(va['accuracy'] - base_acc) * 100:+.2f} | "
+              f"{va['macro_f1']:.3f} | {tr['accuracy'] * 100:.2f} % | {m['epochs_run']} | "
+              f"{m['train_seconds'] / 60:.1f} | {run.name} |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["runs"])
+    if sys.argv[1:2] == ["--ablation"]:
+        ablation(sys.argv[2] if len(sys.argv) > 2 else "runs/ablation")
+    else:
+        main(sys.argv[1:] or ["runs"])

@@ -200,3 +200,25 @@ def test_export_best_runs_cli(tiny_run, sample_data):
     assert len(reports) == 1 and reports[0]["ok"]
     assert (tiny_run / "export" / "mini_xception_7c_fp32.onnx").is_file()
     assert (tiny_run / "export" / "export_report.md").is_file()
+
+
+def test_flip_tta_in_the_graph(tiny_run, sample_data, tmp_path):
+    """--tta flip: the file itself averages face and mirror image, CAM output included, for float and int8."""
+    from fer_edge.export.api import export_model
+
+    rep = export_model(tiny_run, "onnx,tflite", "none,int8", data=str(sample_data), out=tmp_path, max_drop=100.0,
+                       min_agreement=0.0, calib_size=300, explain=True, tta="flip", log=lambda *_: None)
+    assert all(r.status == "ok" for r in rep.rows), [r.note for r in rep.rows]
+    x = np.random.default_rng(3).integers(0, 256, (6, 48, 48, 1), dtype=np.uint8)
+    ref = _ref(tiny_run, x)
+    ref_mirror = _ref(tiny_run, x[:, :, ::-1].copy())
+    b = load_backend(tmp_path / "mini_xception_7c_cam_tta_fp32.onnx")
+    assert b.spec.tta == "flip" and b.spec.metrics["macs"] > 0
+    probs, feats = b.run(x)[:2]
+    np.testing.assert_allclose(probs, (ref + ref_mirror) / 2, atol=1e-4)
+    assert not np.allclose(probs, ref, atol=1e-4)  # the mirror branch really contributes
+    assert feats.shape[1:] == tuple(b.spec.cam["feature_shape"])
+    q = load_backend(tmp_path / "mini_xception_7c_cam_tta_int8.tflite")
+    assert q.spec.tta == "flip" and np.abs(q.predict(x) - probs).max() < 0.05
+    with pytest.raises(UsageError, match="Did you mean 'flip'"):
+        export_model(tiny_run, "onnx", "none", data=str(sample_data), out=tmp_path, tta="flipp")

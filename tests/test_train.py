@@ -108,3 +108,54 @@ def test_cli_train_one_epoch(tmp_path, sample_data):
     assert r.exit_code == 0, r.output
     row = json.loads(r.output)[0]["rows"][0]
     assert row["val_acc"] == pytest.approx(val_acc) and row["agreement"] == 1.0
+
+
+def test_warm_start_transfers_features_not_the_classifier(tiny_run, sample_data, cache_dir, tmp_path):
+    """--init: a 2-class run starts from the 7-class run's features; its config says so."""
+    from fer_edge.errors import UsageError
+    from fer_edge.training.registry import create_model
+    from fer_edge.training.train import warm_start
+
+    src = keras.models.load_model(tiny_run / "model.keras", safe_mode=True, compile=False)
+    dst = create_model("mini_xception", (48, 48, 1), 2)
+    n = warm_start(dst, tiny_run / "model.keras", log=lambda *_: None)
+    with_weights = [layer for layer in dst.layers if layer.get_weights()]
+    assert n == len(with_weights) - 1  # every layer but the 7 -> 2 class conv
+    for a, b in zip(dst.get_layer("stem1_conv").get_weights(), src.get_layer("stem1_conv").get_weights()):
+        assert (a == b).all()
+    with pytest.raises(UsageError, match="no such model file"):
+        warm_start(dst, tmp_path / "missing.keras")
+    with pytest.raises(UsageError, match="same --arch"):
+        warm_start(create_model("sequential", (48, 48, 1), 2), tiny_run / "model.keras")
+    cfg = TrainConfig(data=str(sample_data), arch="mini_xception", classes="2", epochs=1, batch_size=32,
+                      out=str(tmp_path), cache_dir=str(cache_dir), init=str(tiny_run / "model.keras"),
+                      mix="cutmix", mix_alpha=1.0, erasing=0.5)
+    run = train(cfg, log=lambda *_: None)
+    saved = json.loads((run / "config.json").read_text())["train_config"]
+    assert saved["init"].endswith("model.keras") and saved["mix"] == "cutmix" and saved["erasing"] == 0.5
+    assert json.loads((run / "metrics.json").read_text())["splits"]["val"]["confusion"].__len__() == 2
+
+
+def test_mixing_labels_follow_the_pixels():
+    """CutMix soft labels equal the pasted area; MixUp labels are convex; Random Erasing stays in 2-25 %."""
+    import numpy as np
+
+    from fer_edge.training.pipeline import make_dataset
+
+    n = 64
+    y = np.arange(n) % 7
+    x = (np.arange(n) * 3 + 10).astype(np.uint8)[:, None, None, None].repeat(48, 1).repeat(48, 2)
+    xb, yb = next(iter(make_dataset(x, y, 7, n, mix="cutmix", mix_alpha=1.0)))
+    xb, yb = xb.numpy(), yb.numpy()
+    for i in range(n):
+        own = (xb[i] == x[i, 0, 0, 0]).mean()
+        assert abs(yb[i, y[i]] - own) < 1e-5 or yb[i, y[i]] >= own  # partner of the same class adds to it
+        np.testing.assert_allclose(yb[i].sum(), 1.0, atol=1e-5)
+    assert (yb.max(1) < 1).any()
+    xb, yb = next(iter(make_dataset(x, y, 7, n, mix="mixup", mix_alpha=0.2)))
+    assert np.allclose(yb.numpy().sum(1), 1.0, atol=1e-5) and (yb.numpy() >= 0).all()
+    xb, _ = next(iter(make_dataset(x, y, 7, n, erasing=1.0)))
+    frac = (xb.numpy() != x.astype(np.float32)).mean(axis=(1, 2, 3))
+    assert frac.max() <= 0.26 and frac.min() > 0.005
+    with pytest.raises(ValueError, match="unknown mix mode"):
+        make_dataset(x, y, 7, n, mix="mixups")

@@ -42,6 +42,7 @@ def export_cmd(
     runs: str = typer.Option("runs", "--runs", help="Runs folder for --best."),
     stem: Optional[str] = typer.Option(None, "--stem", help="File name stem (default: ARCH_NCLASSESc)."),
     explain: bool = typer.Option(False, "--explain", help="Add a CAM output (GAP-headed architectures only)."),
+    tta: str = typer.Option("none", "--tta", help="none | flip: average face and mirror image in the graph (2x MACs)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report(s) as JSON."),
 ):
     """Export to TFLite/ONNX; non-zero exit when a gate fails (no file left under that name)."""
@@ -60,7 +61,7 @@ def export_cmd(
     log = (lambda *_: None) if json_out else (lambda m: console(stderr=True).print(m))
     for src in sources:
         rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
-                           max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem,
+                           max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem, tta=tta,
                            log=log)
         reports.append(rep)
         if not json_out:

@@ -32,6 +32,11 @@ def train_cmd(
     patience: int = typer.Option(10, "--patience", help="EarlyStopping patience (epochs)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Use a stratified subsample of N training images."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-time budget per architecture."),
+    mix: str = typer.Option("none", "--mix", help="Batch mixing: none | mixup | cutmix."),
+    mix_alpha: float = typer.Option(0.2, "--mix-alpha", min=0.01, help="Beta(alpha, alpha) for --mix."),
+    erasing: float = typer.Option(0.0, "--erasing", min=0.0, max=1.0, help="Random Erasing probability."),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", min=0.0, help="Decoupled weight decay (adamw, sgd)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a .keras model (layers matched by name)."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
 ):
@@ -47,6 +52,12 @@ def train_cmd(
         from fer_edge.errors import unknown
 
         raise unknown("class weight", class_weight, ["balanced", "none"])
+    from fer_edge.training.pipeline import MIX_MODES
+
+    if mix not in MIX_MODES:
+        from fer_edge.errors import unknown
+
+        raise unknown("mix mode", mix, MIX_MODES)
     if resume:
         run = train(TrainConfig(data=data), resume=resume)
         typer.echo(str(run))
@@ -59,7 +70,8 @@ def train_cmd(
                           label_smoothing=label_smoothing, seed=seed, out=out, val_split=val_split,
                           class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
                           schedule=schedule, patience=patience, strict=strict, max_train=max_train,
-                          max_minutes=max_minutes)
+                          max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
+                          weight_decay=weight_decay, init=init)
         runs.append(train(cfg))
     if len(runs) > 1:
         from pathlib import Path

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge import __version__
-from fer_edge.errors import DataError, ModelError, UsageError
+from fer_edge.errors import DataError, ModelError, UsageError, unknown
 from fer_edge.export.formats import Format, artifact_name, expand
 from fer_edge.metrics import classification_report
 from fer_edge.spec import ModelSpec
@@ -108,7 +108,7 @@ def _rewrite_spec(path: Path, fmt: Format, spec: ModelSpec) -> None:
 def export_model(source: str | Path, formats: str = "all", quantize: str = "all", data: str | None = None,
                  out: str | Path | None = None, int8_io: str = "uint8", max_drop: float = 1.5,
                  min_agreement: float = 0.995, calib_size: int = 500, val_limit: int | None = None,
-                 explain: bool = False, stem: str | None = None, log=print) -> ExportReport:
+                 explain: bool = False, stem: str | None = None, tta: str = "none", log=print) -> ExportReport:
     from fer_edge._optional import require
 
     require("tensorflow")
@@ -116,7 +116,11 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     from fer_edge.runtime.backends import load_backend
     from fer_edge.runtime.backends.keras import KerasBackend
 
+    from fer_edge.export.tta import TTA_MODES
+
     pairs = expand(formats, quantize)
+    if tta not in TTA_MODES:
+        raise unknown("tta mode", tta, TTA_MODES)
     model_path, run_dir = resolve_source(source)
     ref = KerasBackend.load(model_path)
     spec = ref.spec
@@ -141,24 +145,33 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     if val_limit and val_limit < len(y_val):
         idx = stratified_sample(y_val, val_limit, 0)
         x_val, y_val = x_val[idx], y_val[idx]
-    ref_probs = np.concatenate([ref.predict(x_val[i:i + 256]) for i in range(0, len(x_val), 256)])
-    keras_acc = float((ref_probs.argmax(1) == y_val).mean())
     from fer_edge.training.flops import count_macs
 
-    metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=count_macs(ref.model))
-    base_spec = spec.replace(source_run=spec.source_run or (run_dir.name if run_dir else model_path.stem),
-                             data_fingerprint=spec.data_fingerprint or splits.fingerprint, fer_edge_version=__version__,
-                             metrics=metrics)
+    macs = count_macs(ref.model)
     export_keras = ref.model
     if explain:
         from fer_edge.export.cam_head import cam_model
 
         export_keras, cam_info = cam_model(ref.model)
+    if tta == "flip":
+        from fer_edge.export.tta import flip_tta_model
+
+        export_keras = flip_tta_model(export_keras)
+        macs *= 2  # the model runs twice (the mirror matrices add < 0.3 %)
+        ref_probs = _keras_probs(export_keras, x_val)  # the gate's reference is the TTA model itself
+    else:
+        ref_probs = np.concatenate([ref.predict(x_val[i:i + 256]) for i in range(0, len(x_val), 256)])
+    keras_acc = float((ref_probs.argmax(1) == y_val).mean())
+    metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=macs)
+    base_spec = spec.replace(source_run=spec.source_run or (run_dir.name if run_dir else model_path.stem),
+                             data_fingerprint=spec.data_fingerprint or splits.fingerprint, fer_edge_version=__version__,
+                             metrics=metrics, tta=tta)
+    if explain:
         base_spec.cam = cam_info
     report = ExportReport(str(model_path), str(out_dir), keras_acc, int(len(y_val)), splits.val_source,
                           {"max_drop_points": max_drop, "min_agreement": min_agreement})
     log(f"Keras reference: val accuracy {keras_acc:.4f} on {len(y_val)} images ({splits.val_source})")
-    stem = stem or (_stem(spec) + ("_cam" if explain else ""))
+    stem = stem or (_stem(spec) + ("_cam" if explain else "") + ("_tta" if tta != "none" else ""))
     for fmt, q in pairs:
         final = out_dir / artifact_name(stem, fmt, q)
         partial = final.with_name(final.stem + ".partial" + final.suffix)
@@ -206,6 +219,18 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     _annotate_speed(report)
     write_report(report, out_dir)
     return report
+
+
+def _keras_probs(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Probabilities (first output) of an in-memory Keras model through one tf.function."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)], autograph=False)
+    def fn(t):
+        out = model(t, training=False)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    return np.concatenate([fn(tf.constant(x[i:i + batch], tf.float32)).numpy() for i in range(0, len(x), batch)])
 
 
 def _annotate_speed(report: ExportReport) -> None:

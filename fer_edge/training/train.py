@@ -48,6 +48,10 @@ class TrainConfig:
     max_train: int | None = None  # subsample training images (quick experiments, tests)
     two_phase: bool | None = None  # None: on for pretrained backbones with weights
     max_minutes: float | None = None  # wall-time budget: stop after the epoch that crosses it
+    mix: str = "none"  # none | mixup | cutmix (training batches only)
+    mix_alpha: float = 0.2  # Beta(alpha, alpha) for the mixing coefficient
+    erasing: float = 0.0  # Random Erasing probability per training image
+    init: str | None = None  # warm start: copy weights by layer name from this .keras model
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,6 +80,39 @@ def get_strategy(devices: list[str] | None = None):
     return tf.distribute.get_strategy()
 
 
+def warm_start(model, source: str | os.PathLike, log=print) -> int:
+    """Copy weights from a saved .keras model into `model`, layer by layer, where name and weight shapes
+    match (a 7-class model's features into a 2-class model: every layer but the classifier). Why by
+    name: the registry's builders name every layer, so the same architecture lines up exactly."""
+    import keras
+
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"--init {path}: no such model file. Pass a .keras file (a run's model.keras).")
+    try:
+        src = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001 - any load failure is a bad --init argument
+        raise UsageError(f"--init {path}: not a loadable Keras model ({type(e).__name__}: {e}).") from None
+    by_name = {layer.name: layer for layer in src.layers}
+    copied = skipped = 0
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        other = by_name.get(layer.name)
+        theirs = other.get_weights() if other is not None else []
+        if len(theirs) == len(weights) and all(a.shape == b.shape for a, b in zip(weights, theirs)):
+            layer.set_weights(theirs)
+            copied += 1
+        else:
+            skipped += 1
+    if copied == 0:
+        raise UsageError(f"--init {path}: no layer matches this architecture by name and shape; "
+                         f"warm-start from a model of the same --arch.")
+    log(f"warm start from {path}: {copied} layers copied, {skipped} left at their initialisation")
+    return copied
+
+
 def _classes_tag(cm: ClassMap) -> str:
     return f"{cm.num_classes}c" if cm.num_classes != 7 else "7c"
 
@@ -88,7 +125,7 @@ def _optimizer(name: str, lr, weight_decay: float):
     if name == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     raise UsageError(f"unknown optimizer '{name}'. Choose adam, adamw or sgd.")
 
 
@@ -272,8 +309,16 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     write_json(run_dir / "spec.json", json.loads(spec.to_json()))
 
     num_classes = class_map.num_classes
+    from fer_edge.training.pipeline import MIX_MODES
+
+    if cfg.mix not in MIX_MODES:
+        from fer_edge.errors import unknown
+
+        raise unknown("mix mode", cfg.mix, MIX_MODES)
+    if not 0.0 <= cfg.erasing <= 1.0:
+        raise UsageError(f"--erasing must be a probability in [0, 1], got {cfg.erasing}.")
     train_ds = make_dataset(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
-                            seed=cfg.seed)
+                            seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
     val_ds = make_dataset(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
     cw = class_weights(y_train, num_classes) if cfg.class_weight == "balanced" else None
     if cfg.class_weight not in ("balanced", "none"):
@@ -293,6 +338,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
                 log(f"resuming {run_dir} at epoch {state['epoch']} (phase {state.get('phase', 1)})")
             else:
                 model = create_model(cfg.arch, (48, 48, 1), num_classes, weights=cfg.weights)
+                if cfg.init:
+                    warm_start(model, cfg.init, log)
         for phase, end_epoch, phase_lr, fraction in phases:
             if state["epoch"] >= end_epoch:
                 continue
