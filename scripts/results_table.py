@@ -39,6 +39,10 @@ def main(argv):
         tr, va = m["splits"]["train"], m["splits"]["val"]
         budget = f"{m['epochs_run']}" + (f" ({m['budget_minutes']:g} min budget{', reached' if m.get('budget_reached') else ''})"
                                           if m.get("budget_minutes") else f" of {tc['epochs']}")
+        if tc.get("max_train"):
+            budget += f" on {tc['max_train']:,} images"
+        if tc.get("init"):
+            budget += f", warm start from {Path(tc['init']).parent.name}"
         if int8 and int8["status"] == "ok":
             i8 = f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}"
         elif int8:
