@@ -46,33 +46,26 @@ def train_cmd(
     require("tensorflow")
     from fer_edge.labels import parse_classes
     from fer_edge.training.registry import resolve_archs
-    from fer_edge.training.train import TrainConfig, train, write_leaderboard
+    from fer_edge.training.train import TrainConfig, train, validate_config, write_leaderboard
 
-    if class_weight not in ("balanced", "none"):
-        from fer_edge.errors import unknown
-
-        raise unknown("class weight", class_weight, ["balanced", "none"])
-    from fer_edge.training.pipeline import MIX_MODES
-
-    if mix not in MIX_MODES:
-        from fer_edge.errors import unknown
-
-        raise unknown("mix mode", mix, MIX_MODES)
     if resume:
         run = train(TrainConfig(data=data), resume=resume)
         typer.echo(str(run))
         return
     parse_classes(classes)
     names = resolve_archs(arch)
-    runs = []
-    for name in names:
-        cfg = TrainConfig(data=data, arch=name, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr,
-                          label_smoothing=label_smoothing, seed=seed, out=out, val_split=val_split,
-                          class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
-                          schedule=schedule, patience=patience, strict=strict, max_train=max_train,
-                          max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
-                          weight_decay=weight_decay, init=init)
-        runs.append(train(cfg))
+    configs = [
+        TrainConfig(data=data, arch=name, classes=classes, epochs=epochs, batch_size=batch_size, lr=lr,
+                    label_smoothing=label_smoothing, seed=seed, out=out, val_split=val_split,
+                    class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
+                    schedule=schedule, patience=patience, strict=strict, max_train=max_train,
+                    max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
+                    weight_decay=weight_decay, init=init)
+        for name in names
+    ]
+    for cfg in configs:
+        validate_config(cfg)  # a bad option fails now, not after the first architecture has trained
+    runs = [train(cfg) for cfg in configs]
     if len(runs) > 1:
         from pathlib import Path
 

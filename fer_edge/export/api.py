@@ -114,7 +114,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     require("tensorflow")
     from fer_edge.data import load_splits, stratified_sample
     from fer_edge.runtime.backends import load_backend
-    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.runtime.backends.keras import KerasBackend, predict_probs
 
     from fer_edge.export.tta import TTA_MODES
 
@@ -148,7 +148,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     from fer_edge.training.flops import count_macs
 
     macs = count_macs(ref.model)
-    export_keras = ref.model
+    export_keras, cam_info = ref.model, spec.cam
     if explain:
         from fer_edge.export.cam_head import cam_model
 
@@ -158,16 +158,12 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
 
         export_keras = flip_tta_model(export_keras)
         macs *= 2  # the model runs twice (the mirror matrices add < 0.3 %)
-        ref_probs = _keras_probs(export_keras, x_val)  # the gate's reference is the TTA model itself
-    else:
-        ref_probs = np.concatenate([ref.predict(x_val[i:i + 256]) for i in range(0, len(x_val), 256)])
+    ref_probs = predict_probs(export_keras, x_val, 256)  # the gate's reference: the graph being exported
     keras_acc = float((ref_probs.argmax(1) == y_val).mean())
     metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=macs)
     base_spec = spec.replace(source_run=spec.source_run or (run_dir.name if run_dir else model_path.stem),
                              data_fingerprint=spec.data_fingerprint or splits.fingerprint, fer_edge_version=__version__,
-                             metrics=metrics, tta=tta)
-    if explain:
-        base_spec.cam = cam_info
+                             metrics=metrics, tta=tta, cam=cam_info)
     report = ExportReport(str(model_path), str(out_dir), keras_acc, int(len(y_val)), splits.val_source,
                           {"max_drop_points": max_drop, "min_agreement": min_agreement})
     log(f"Keras reference: val accuracy {keras_acc:.4f} on {len(y_val)} images ({splits.val_source})")
@@ -219,18 +215,6 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     _annotate_speed(report)
     write_report(report, out_dir)
     return report
-
-
-def _keras_probs(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Probabilities (first output) of an in-memory Keras model through one tf.function."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)], autograph=False)
-    def fn(t):
-        out = model(t, training=False)
-        return out[0] if isinstance(out, (list, tuple)) else out
-
-    return np.concatenate([fn(tf.constant(x[i:i + batch], tf.float32)).numpy() for i in range(0, len(x), batch)])
 
 
 def _annotate_speed(report: ExportReport) -> None:

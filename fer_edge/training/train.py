@@ -80,6 +80,23 @@ def get_strategy(devices: list[str] | None = None):
     return tf.distribute.get_strategy()
 
 
+CLASS_WEIGHTS = ("balanced", "none")
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """The option checks that need no data or TensorFlow, run before any heavy work (the CLI calls this
+    for every architecture of `--arch a,b` before training the first)."""
+    from fer_edge.errors import unknown
+    from fer_edge.training.pipeline import MIX_MODES
+
+    if cfg.class_weight not in CLASS_WEIGHTS:
+        raise unknown("class weight", cfg.class_weight, CLASS_WEIGHTS)
+    if cfg.mix not in MIX_MODES:
+        raise unknown("mix mode", cfg.mix, MIX_MODES)
+    if not 0.0 <= cfg.erasing <= 1.0:
+        raise UsageError(f"--erasing must be a probability in [0, 1], got {cfg.erasing}.")
+
+
 def warm_start(model, source: str | os.PathLike, log=print) -> int:
     """Copy weights from a saved .keras model into `model`, layer by layer, where name and weight shapes
     match (a 7-class model's features into a 2-class model: every layer but the classifier). Why by
@@ -191,17 +208,6 @@ class _Budget:
         return Budget()
 
 
-def _predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.float32)], autograph=False)
-    def fn(t):
-        return model(t, training=False)
-
-    out = [fn(tf.constant(x[i:i + batch], tf.float32)).numpy() for i in range(0, len(x), batch)]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
-
-
 def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> None:
     import matplotlib
 
@@ -251,6 +257,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
 
     from fer_edge.data import class_weights, load_splits
     from fer_edge.metrics import classification_report
+    from fer_edge.runtime.backends.keras import predict_probs
     from fer_edge.training.flops import count_macs
     from fer_edge.training.pipeline import make_dataset
     from fer_edge.training.registry import create_model, get_arch
@@ -267,6 +274,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         if saved.get("status") == "finished":
             log(f"{run_dir} already finished; nothing to resume.")
             return run_dir
+    validate_config(cfg)
     info = get_arch(cfg.arch)
     class_map = parse_classes(cfg.classes)
     keras.utils.set_random_seed(cfg.seed)
@@ -309,20 +317,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     write_json(run_dir / "spec.json", json.loads(spec.to_json()))
 
     num_classes = class_map.num_classes
-    from fer_edge.training.pipeline import MIX_MODES
-
-    if cfg.mix not in MIX_MODES:
-        from fer_edge.errors import unknown
-
-        raise unknown("mix mode", cfg.mix, MIX_MODES)
-    if not 0.0 <= cfg.erasing <= 1.0:
-        raise UsageError(f"--erasing must be a probability in [0, 1], got {cfg.erasing}.")
     train_ds = make_dataset(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
                             seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
     val_ds = make_dataset(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
     cw = class_weights(y_train, num_classes) if cfg.class_weight == "balanced" else None
-    if cfg.class_weight not in ("balanced", "none"):
-        raise UsageError(f"--class-weight must be balanced or none, got '{cfg.class_weight}'.")
     strategy = get_strategy(devices)
     phases = [(1, cfg.epochs, lr, None)]
     if two_phase:
@@ -403,7 +401,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         if name == "train" and len(y) > TRAIN_EVAL_LIMIT:  # big backbones: a full pass costs minutes
             idx = stratified_sample(y, TRAIN_EVAL_LIMIT, cfg.seed)
             x, y = x[idx], y[idx]
-        rep = classification_report(y, _predict(best, x), class_map.labels)
+        rep = classification_report(y, predict_probs(best, x), class_map.labels)
         metrics["splits"][name] = rep
     metrics["val_source"], metrics["test_source"] = splits.val_source, splits.test_source
     metrics.update({
