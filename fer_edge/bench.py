@@ -22,6 +22,7 @@ from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
 from fer_edge.export.formats import FORMATS, format_for_path
 from fer_edge.metrics import classification_report, percentiles
 from fer_edge.runtime.video import rss_mb
+from fer_edge.sysinfo import cpu_dict
 
 BACKEND_CHOICES = ("all", "onnxruntime", "litert", "tflite-runtime", "tensorflow", "keras")
 DEVICES = ("cpu", "gpu", "all")
@@ -68,12 +69,15 @@ class BenchResult:
     settings: dict
     rows: list[BenchRow] = field(default_factory=list)
     detector: list[dict] = field(default_factory=list)
+    video_recall: list[dict] = field(default_factory=list)
     end_to_end: list[dict] = field(default_factory=list)
+    precision: dict = field(default_factory=dict)  # what --precision auto picks on this CPU
 
     def to_dict(self) -> dict:
         return {"schema": "fer-edge/bench/1", "fer_edge_version": __version__, "env": self.env,
                 "settings": self.settings, "rows": [asdict(r) | {"icon": r.icon} for r in self.rows],
-                "detector": self.detector, "end_to_end": self.end_to_end}
+                "detector": self.detector, "video_recall": self.video_recall, "end_to_end": self.end_to_end,
+                "precision": self.precision}
 
 
 # ----------------------------------------------------------------------------- environment
@@ -123,7 +127,7 @@ def environment() -> dict:
         "cpu": cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(), "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
         "versions": {d: v for d in RUNTIME_VERSIONS if (v := _version(d))}, "fer_edge": __version__,
-        "gpu": gpu_status(),
+        "gpu": gpu_status(), "cpu_info": cpu_dict(),
         "blas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS") if k in os.environ},
     }
 
@@ -222,7 +226,8 @@ def _fixed_inputs(shape, n: int, seed: int = 0) -> np.ndarray:
 def run_bench(models: list[str] | None = None, backend: str = "all", threads: list[int] = (1, 2),
               batches: list[int] = (1, 8, 32), device: str = "cpu", data: str | None = None, split: str = "val",
               limit: int | None = 1000, video: str | None = None, min_time: float = 1.0, min_runs: int = 30,
-              pipeline: bool = True, e2e_frames: int = 300, log=print) -> BenchResult:
+              pipeline: bool = True, e2e_frames: int = 300, detector_scenes: int = 96, recall_frames: int = 150,
+              log=print) -> BenchResult:
     if backend not in BACKEND_CHOICES:
         raise unknown("backend", backend, BACKEND_CHOICES)
     if device not in DEVICES:
@@ -266,14 +271,37 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
     _ratios(result.rows, peaks)
     if pipeline:
         try:
-            result.detector = bench_detector(min_time=min_time)
+            result.detector = bench_detector(min_time=min_time, scenes=detector_scenes)
         except FerEdgeError as exc:
             result.detector = [{"status": "failed", "reason": str(exc)}]
         try:
             result.end_to_end = bench_end_to_end(files, video, data, e2e_frames, log)
         except FerEdgeError as exc:
             result.end_to_end = [{"status": "failed", "reason": str(exc)}]
+        runnable = [Path(e["file"]) for e in result.end_to_end if e.get("status") == "ok"]
+        if runnable:
+            try:
+                result.video_recall = bench_video_recall(runnable[0], frames=recall_frames, log=log)
+            except FerEdgeError as exc:
+                result.video_recall = [{"status": "failed", "reason": str(exc)}]
+    if not models:
+        result.precision = _precision_choices(threads)
     return result
+
+
+def _precision_choices(threads) -> dict:
+    """What `--precision auto` picks for the bundled model on this CPU, per installed format (measured now)."""
+    from fer_edge.runtime.precision import choose
+    from fer_edge.runtime.recognizer import bundled_files
+
+    out = {}
+    for prefer in ("litert", "onnxruntime"):
+        try:
+            c = choose(bundled_files(prefer), prefer, "auto", threads[0] if threads else None, use_cache=False)
+            out[prefer] = {"precision": c.precision, "ms": c.ms, "file": c.path.name}
+        except FerEdgeError as exc:
+            out[prefer] = {"status": "failed", "reason": str(exc)}
+    return out
 
 
 def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
@@ -431,31 +459,41 @@ def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300
     return path
 
 
-def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None) -> list[dict]:
-    """Haar cascade ms/frame at three resolutions with the settings `cam` uses, on demo frames (one
-    face) scaled to each resolution: the cost depends on the content, so noise frames would flatter
-    or punish it."""
-    import cv2
+def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None, scenes: int = 96) -> list[dict]:
+    """Every detector profile on the same composited 640x480 frames with known face boxes
+    (fer_edge.detect_bench): recall (all faces, and faces >= 60 px), false positives per frame and
+    ms per frame side by side: a detector is fast *at a recall*."""
+    from fer_edge.detect_bench import score_detector, still_scenes
+    from fer_edge.runtime.detect import DETECTOR_PROFILES, HaarFaceDetector
 
-    from fer_edge.runtime.detect import HaarFaceDetector
-
-    det = HaarFaceDetector()
-    frames = list(demo_frames(faces or demo_faces(), frames=12))
+    frames = still_scenes()
+    frames = frames[:: max(1, len(frames) // scenes)]
     rows = []
-    for W, H in ((320, 240), (640, 480), (1280, 720)):
-        scaled = [cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) for f in frames]
-        i = [0]
+    for name, (cfg, what) in DETECTOR_PROFILES.items():
+        det = HaarFaceDetector(cfg)
+        det.detect(frames[0].frame)  # warm-up
+        r = score_detector(det.detect, frames)
+        r60 = score_detector(det.detect, frames, min_face=60)
+        rows.append({"profile": name, "resolution": "640x480", "ms_p50": r["ms_p50"], "ms_mean": r["ms_mean"],
+                     "recall": r["recall"], "recall_60px": r60["recall"], "faces": r["faces"],
+                     "fp_per_frame": r["fp_per_frame"], "frames": r["frames"], "recall_by_size": r["recall_by_size"],
+                     "what": what, "config": cfg.to_dict()})
+    return rows
 
-        def one():
-            det.detect(scaled[i[0] % len(scaled)])
-            i[0] += 1
 
-        samples = time_calls(one, min_time=min_time, min_runs=24)
-        p = percentiles(samples)
-        found = sum(1 for f in scaled if det.detect(f))
-        rows.append({"resolution": f"{W}x{H}", "ms_p50": round(p["p50"], 3), "ms_p90": round(p["p90"], 3),
-                     "fps_p50": round(1000 / p["p50"], 1), "frames_with_face": f"{found}/{len(scaled)}",
-                     **{k: v for k, v in asdict(det.config).items()}})
+def bench_video_recall(model: Path, frames: int = 150, log=print) -> list[dict]:
+    """The cam pipeline (detection + tracking, CAM_DEFAULTS) per detector profile on one-face videos
+    (60-240 px faces, two faces): share of frames in which the true face is reported, and frames/s."""
+    from fer_edge.defaults import CAM_DEFAULTS
+    from fer_edge.detect_bench import video_recall
+    from fer_edge.runtime.recognizer import EmotionRecognizer
+
+    rows = []
+    for profile in ("cam", "fast"):
+        settings = dict(CAM_DEFAULTS, detector_config=profile)
+        r = video_recall(lambda: EmotionRecognizer(model, **settings), frames=frames)
+        rows.append({"profile": profile, "model": model.name, "settings": settings, **r})
+        log(f"video recall {profile}: {r['frame_recall']:.4f} of {r['frames']} frames at {r['fps']} frames/s")
     return rows
 
 
@@ -481,7 +519,8 @@ def bench_end_to_end(files: list[Path], video: str | None, data: str | None, fra
                 d = stats.to_dict()
                 rows.append({"file": str(f), "backend": rec.backend.name, "status": "ok", "video": Path(video).name,
                              "settings": dict(CAM_DEFAULTS),
-                             "frames": d["frames"], "faces": d["faces"], "fps": d["fps"], "ms_per_frame": d["ms_per_frame"]})
+                             "frames": d["frames"], "faces": d["faces"], "frames_with_face": d["frames_with_face"],
+                             "fps": d["fps"], "ms_per_frame": d["ms_per_frame"]})
             except FerEdgeError as exc:
                 rows.append({"file": str(f), "status": "failed", "reason": str(exc)})
             log(f"end-to-end {f.name}: {rows[-1].get('fps')} frames/s")

@@ -24,6 +24,13 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".we
 USAGES = ("Training", "PublicTest", "PrivateTest", "Test")  # Test = a test/ file of unknown usage
 TRAIN, PUBLIC, PRIVATE, TEST_UNKNOWN = range(4)
 IMAGE_SIZE = (48, 48)
+#: The gate hold-out: a fixed, stratified 5 % of Training (by the 7 original labels, seed 2013) that
+#: training never sees, and that export neither calibrates nor selects on: the export gate measures
+#: quantized files there. Only carved when Training has at least HOLDOUT_MIN_TRAIN images.
+SPLIT_NAMES = ("train", "val", "test", "holdout")
+HOLDOUT_FRACTION = 0.05
+HOLDOUT_SEED = 2013
+HOLDOUT_MIN_TRAIN = 1000
 
 
 @dataclass
@@ -56,11 +63,17 @@ class Splits:
     fingerprint: str
     source: str
     skipped: int = 0
+    x_holdout: np.ndarray | None = None  # the gate hold-out (see HOLDOUT_FRACTION); empty when not carved
+    y_holdout: np.ndarray | None = None
+    holdout_source: str = "none"
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        if name not in ("train", "val", "test"):
-            raise DataError(f"unknown split '{name}'.{did_you_mean(name, ['train', 'val', 'test'])} Use train, val or test.")
-        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+        if name not in SPLIT_NAMES:
+            raise DataError(f"unknown split '{name}'.{did_you_mean(name, SPLIT_NAMES)} Use {', '.join(SPLIT_NAMES)}.")
+        x, y = getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+        if y is None:
+            return np.zeros((0, *IMAGE_SIZE, 1), np.uint8), np.zeros(0, np.int64)
+        return x, y
 
     def summary(self) -> dict:
         return {
@@ -70,8 +83,10 @@ class Splits:
             "n_train": int(len(self.y_train)),
             "n_val": int(len(self.y_val)),
             "n_test": int(len(self.y_test)),
+            "n_holdout": int(len(self.y_holdout)) if self.y_holdout is not None else 0,
             "val_source": self.val_source,
             "test_source": self.test_source,
+            "holdout_source": self.holdout_source,
             "skipped": self.skipped,
         }
 
@@ -290,13 +305,25 @@ def stratified_sample(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def holdout_mask(raw: RawData) -> np.ndarray:
+    """The gate hold-out over all of `raw` (fixed by the 7 original labels, whatever the class mapping)."""
+    mask = np.zeros(len(raw.labels), bool)
+    train = np.flatnonzero(raw.usage == TRAIN)
+    if len(train) >= HOLDOUT_MIN_TRAIN:
+        mask[train[stratified_holdout(raw.labels[train], HOLDOUT_FRACTION, HOLDOUT_SEED)]] = True
+    return mask
+
+
 def make_splits(raw: RawData, class_map: ClassMap, val_split: str = "auto", seed: int = 42) -> Splits:
     """Apply the class mapping, then split: val = PublicTest when present (or a hold-out),
-    test = PrivateTest, else the test/ folder, else PublicTest (reported as such)."""
+    test = PrivateTest, else the test/ folder, else PublicTest (reported as such); the gate
+    hold-out (`holdout_mask`) is taken out of Training first."""
     lut = np.array(class_map.lookup_table(), np.int16)
     y_all = lut[raw.labels.astype(np.int16)]
     keep = y_all >= 0
+    gate = holdout_mask(raw)[keep]
     x, y, usage = raw.images[keep][..., None], y_all[keep].astype(np.int64), raw.usage[keep]
+    usage = np.where(gate, -1, usage)  # neither train nor any other split
     present = [c for c in range(class_map.num_classes) if np.any(y == c)]
     if len(present) < class_map.num_classes:
         missing = [class_map.labels[c] for c in range(class_map.num_classes) if c not in present]
@@ -328,8 +355,10 @@ def make_splits(raw: RawData, class_map: ClassMap, val_split: str = "auto", seed
         test, test_source = usage == PUBLIC, "PublicTest (no PrivateTest in this data)"
     else:
         test, test_source = np.zeros(len(y), bool), "none"
+    hold_source = (f"gate hold-out: {HOLDOUT_FRACTION:.0%} of Training (stratified, seed {HOLDOUT_SEED}), "
+                   "never trained, calibrated or selected on") if gate.any() else "none"
     return Splits(class_map, x[train], y[train], x[val], y[val], x[test], y[test], val_source, test_source,
-                  raw.fingerprint, raw.source, raw.skipped)
+                  raw.fingerprint, raw.source, raw.skipped, x[gate], y[gate], hold_source)
 
 
 def load_splits(path: str | os.PathLike, class_map: ClassMap, val_split: str = "auto", seed: int = 42,

@@ -42,6 +42,7 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
         x, y = x[idx], y[idx]
     probs = predict_all(b, x)
     rep = classification_report(y, probs, list(spec.labels))
-    source = {"val": splits.val_source, "test": splits.test_source, "train": "Training"}[split]
+    source = {"val": splits.val_source, "test": splits.test_source, "train": "Training",
+              "holdout": splits.holdout_source}[split]
     return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,
             "split": split, "split_source": source, "data": str(data), "labels": list(spec.labels), **rep}

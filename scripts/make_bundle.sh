@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Rebuild the bundled default model (fer_edge/models/) from a finished training run.
-# usage: scripts/make_bundle.sh RUN_DIR [DATA]
+# Rebuild the bundled default model (fer_edge/models/) from a finished training run or a .keras file
+# with a spec beside it (STEM.spec.json or spec.json): int8 and fp32, TFLite and ONNX, with a CAM
+# output, each through the export gate (hold-out, validation, emulated AVX2 CPU when qemu-user is
+# installed, int8 cross-format agreement).
+# usage: scripts/make_bundle.sh RUN_DIR|MODEL.keras [DATA]
 set -euo pipefail
-RUN="${1:?usage: scripts/make_bundle.sh RUN_DIR [DATA]}"
+SRC="${1:?usage: scripts/make_bundle.sh RUN_DIR|MODEL.keras [DATA]}"
 DATA="${2:-../shared/fer2013}"
-OUT="$(dirname "$0")/../fer_edge/models"
-fer-edge export "$RUN" --format tflite,onnx --quantize int8 --explain --data "$DATA" --out "$OUT" --stem fer_edge_default
-# the reference Keras model for `fer-edge bench`, without optimizer state
+OUT="$(cd "$(dirname "$0")/.." && pwd)/fer_edge/models"
+if [ -d "$SRC" ]; then MODEL="$SRC/model.keras"; SPEC="$SRC/spec.json"; else MODEL="$SRC"; SPEC="${SRC%.keras}.spec.json"; fi
+[ -f "$SPEC" ] || SPEC="$(dirname "$MODEL")/spec.json"
+TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
+# work on a copy: the source may be the bundled model itself
 python3 -c "import sys, keras; keras.models.load_model(sys.argv[1], safe_mode=True, compile=False).save(sys.argv[2])" \
-  "$RUN/model.keras" "$OUT/fer_edge_default.keras"
-cp "$RUN/spec.json" "$OUT/fer_edge_default.spec.json"
-mv "$OUT/export_report.md" "$OUT/fer_edge_default.export_report.md"
-mv "$OUT/export_report.json" "$OUT/fer_edge_default.export_report.json"
+  "$MODEL" "$TMP/fer_edge_default.keras"
+cp "$SPEC" "$TMP/fer_edge_default.spec.json"
+fer-edge export "$TMP/fer_edge_default.keras" --format tflite,onnx --quantize none,int8 --explain --data "$DATA" \
+  --out "$TMP/export" --stem fer_edge_default
+for f in "$TMP"/export/fer_edge_default_*; do cp "$f" "$OUT/"; done
+cp "$TMP/fer_edge_default.keras" "$TMP/fer_edge_default.spec.json" "$OUT/"
+cp "$TMP/export/export_report.md" "$OUT/fer_edge_default.export_report.md"
+cp "$TMP/export/export_report.json" "$OUT/fer_edge_default.export_report.json"

@@ -54,7 +54,7 @@ def tiny_exports(tiny_run, tmp_path_factory) -> dict:
 
     out = tmp_path_factory.mktemp("export")
     rep = export_model(tiny_run, "all", "all", data=str(SAMPLE), out=out, max_drop=100.0, min_agreement=0.0,
-                       calib_size=300, explain=True, log=lambda *_: None)
+                       calib_size=300, explain=True, emulate="none", log=lambda *_: None)
     return {"report": rep, "dir": out, "files": {(r.format, r.quantization): out / r.file for r in rep.rows if r.file}}
 
 

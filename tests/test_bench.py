@@ -34,7 +34,7 @@ def bench_dir(tiny_exports, tmp_path_factory):
 def test_bench_outputs(bench_dir, sample_data, tmp_path):
     pytest.importorskip("matplotlib")
     res = run_bench([str(bench_dir)], threads=[1], batches=[1, 4], data=str(sample_data), limit=None,
-                    min_time=0.05, min_runs=5, e2e_frames=20, log=lambda *_: None)
+                    min_time=0.05, min_runs=5, e2e_frames=20, detector_scenes=4, recall_frames=8, log=lambda *_: None)
     ok = [r for r in res.rows if r.status != "failed"]
     bad = [r for r in res.rows if r.status == "failed"]
     assert any("corrupt.onnx" in r.file and "cannot load" in r.reason for r in bad)
@@ -43,10 +43,14 @@ def test_bench_outputs(bench_dir, sample_data, tmp_path):
     for r in ok:
         assert r.ms_per_img_p50 > 0 and r.img_per_s > 0 and r.latency_ms["n"] >= 5 and r.accuracy is not None
         assert r.size_kb > 0 and r.macs > 0 and r.efficiency > 0
-    assert len(res.detector) == 3 and all(d["ms_p50"] > 0 for d in res.detector)
+    assert {d["profile"] for d in res.detector} == {"cam", "fast", "accurate"}
+    assert all(d["ms_p50"] > 0 and 0 <= d["recall"] <= 1 and d["fp_per_frame"] >= 0 and d["faces"] >= 4 for d in res.detector)
+    assert {v["profile"] for v in res.video_recall} == {"cam", "fast"} and all(v["frames"] == 80 for v in res.video_recall)
+    assert res.env["cpu_info"]["class"] and res.env["cpu_info"]["model"]
     e2e = {e["file"].split("/")[-1]: e for e in res.end_to_end}
     assert e2e["corrupt.onnx"]["status"] == "failed"
-    assert all(e["status"] == "ok" and e["fps"] > 0 and e["frames"] == 20 for k, e in e2e.items() if k != "corrupt.onnx")
+    assert all(e["status"] == "ok" and e["fps"] > 0 and e["frames"] == 20 and 0 <= e["frames_with_face"] <= 20
+               for k, e in e2e.items() if k != "corrupt.onnx")
     assert res.env["gpu"]["summary"] and res.env["peak_gmacs"]["1"]["int8"] > 0
     write_json(res, tmp_path / "b.json")
     write_csv(res, tmp_path / "b.csv")

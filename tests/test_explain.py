@@ -44,7 +44,7 @@ def test_host_cam_matches_definition():
     c = probs.argmax(1)
     ref = np.maximum(np.einsum("nhwc,nc->nhw", feats, w[:, c].T), 0)
     ref = ref / ref.reshape(2, -1).max(1).reshape(-1, 1, 1)
-    np.testing.assert_allclose(maps, ref, atol=1e-5)
+    np.testing.assert_allclose(maps, ref, atol=1e-4)  # float32 conv paths differ in the last digits
 
 
 def test_metrics_helpers():

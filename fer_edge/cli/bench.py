@@ -22,11 +22,15 @@ def _ints(text: str, name: str) -> list[int]:
 
 
 def render(result) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     c = console()
     e = result.env
-    c.print(f"[bold]host[/]: {e['cpu']} | {e['cores']} cores | {e['ram_gb']} GB RAM | {e['os']} | Python {e['python']}")
+    ci = e.get("cpu_info", {})
+    c.print(f"[bold]host[/]: {escape(str(e['cpu']))} | {e['cores']} cores | {e['ram_gb']} GB RAM | {e['os']} | "
+            f"Python {e['python']}")
+    c.print(f"[bold]cpu[/]: {escape(str(ci.get('class', '?')))}: {escape(', '.join(ci.get('features', [])) or '?')}")
     c.print("[bold]runtimes[/]: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()))
     peaks = "; ".join(f"{t} thr: fp32 {p.get('fp32')} / int8 {p.get('int8')}" for t, p in e.get("peak_gmacs", {}).items())
     c.print(f"[bold]gpu[/]: {e['gpu']['summary']} | GEMM peak GMAC/s ({peaks}; eff. = a row's MAC/s over the peak "
@@ -47,28 +51,46 @@ def render(result) -> None:
                   f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"))
     c.print(t)
     if result.detector:
-        d = Table(title="face detector (Haar, cam settings)")
-        for col in ("resolution", "ms p50", "ms p90", "frames/s", "found"):
-            d.add_column(col, justify="right")
+        d = Table(title="face detector profiles: composited real faces with known boxes, 640x480 (fer_edge.detect_bench)")
+        for col in ("profile", "ms p50", "recall", "recall >= 60 px", "false pos./frame", "faces", "what"):
+            d.add_column(col, justify="left" if col in ("profile", "what") else "right")
         for r in result.detector:
             if r.get("status") == "failed":
-                d.add_row("❌ " + r["reason"], "", "", "", "")
+                d.add_row("❌ " + escape(r["reason"]), "", "", "", "", "", "")
             else:
-                d.add_row(r["resolution"], f"{r['ms_p50']:.2f}", f"{r['ms_p90']:.2f}", f"{r['fps_p50']:.0f}",
-                          r["frames_with_face"])
+                d.add_row(r["profile"], f"{r['ms_p50']:.2f}", f"{r['recall']:.3f}", f"{r['recall_60px']:.3f}",
+                          f"{r['fp_per_frame']:.3f}", str(r["faces"]), escape(r["what"]))
         c.print(d)
+    if result.video_recall:
+        v = Table(title="cam pipeline on one-face 640x480 videos (60-240 px faces): frames with the face found")
+        for col in ("profile", "frame recall", "worst video", "frames", "wrong boxes", "frames/s"):
+            v.add_column(col, justify="left" if col == "profile" else "right")
+        for r in result.video_recall:
+            if r.get("status") == "failed":
+                v.add_row("❌ " + escape(r["reason"]), "", "", "", "", "")
+            else:
+                v.add_row(r["profile"], f"{r['frame_recall']:.4f}", f"{r['min_video_recall']:.4f}", str(r["frames"]),
+                          str(r["wrong_boxes"]), f"{r['fps']:.0f}")
+        c.print(v)
     if result.end_to_end:
         t2 = Table(title="end to end (decode -> detect -> preprocess -> classify -> draw)")
-        for col in ("model", "backend", "frames", "faces", "frames/s", "decode", "detect", "classify", "draw"):
+        for col in ("model", "backend", "frames", "with a face", "frames/s", "decode", "detect", "classify", "draw"):
             t2.add_column(col, justify="right")
         for r in result.end_to_end:
             if r.get("status") != "ok":
                 t2.add_row("❌ " + r.get("reason", ""), "", "", "", "", "", "", "", "")
                 continue
             ms = r["ms_per_frame"]
-            t2.add_row(r["file"].split("/")[-1], r["backend"], str(r["frames"]), str(r["faces"]), f"{r['fps']:.0f}",
+            t2.add_row(r["file"].split("/")[-1], r["backend"], str(r["frames"]), str(r.get("frames_with_face", "")),
+                       f"{r['fps']:.0f}",
                        f"{ms['decode']:.2f}", f"{ms['detect']:.2f}", f"{ms['classify']:.2f}", f"{ms['draw']:.2f}")
         c.print(t2)
+    for backend, p in (result.precision or {}).items():
+        if p.get("status") == "failed":
+            c.print(f"[bold]precision auto[/] ({backend}): ❌ {escape(p['reason'])}")
+        else:
+            ms = ", ".join(f"{k} {v:.3f} ms" for k, v in p["ms"].items())
+            c.print(f"[bold]precision auto[/] ({backend}) picks [bold]{p['precision']}[/] on this CPU ({ms} per face, 1 thread)")
 
 
 @app.command("bench")

@@ -27,6 +27,11 @@ def cam_cmd(
     detect_every: int = typer.Option(CAM_DEFAULTS["detect_every"], "--detect-every", help="Full-frame face detection every N frames; tracked faces are re-found nearby in between."),
     explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    precision: str = typer.Option("auto", "--precision", help="Bundled model: auto (the faster of int8/fp32 on this "
+                                  "CPU, measured once and cached) | int8 | fp32."),
+    detector: str = typer.Option(CAM_DEFAULTS["detector_config"], "--detector", help="Face-detector profile: cam (>= 99 % "
+                                 "frame recall on one-face videos, faces >= 60 px) | fast (cheaper, misses small faces) "
+                                 "| accurate (slow; still images)."),
 ):
     """Run live on a camera or a video; q/Esc quits, Ctrl-C closes the output cleanly."""
     from fer_edge.runtime.recognizer import EmotionRecognizer
@@ -50,7 +55,8 @@ def cam_cmd(
             from fer_edge.bench import demo_faces, make_demo_video
 
             source = str(make_demo_video(f"{tmp}/demo.mp4", demo_faces(), frames=max_frames or 300))
-        rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every)
+        rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every,
+                                precision=precision, detector_config=detector)
         overlay = None
         if explain:
             from fer_edge.runtime.cam import cam_overlay_for
@@ -59,6 +65,8 @@ def cam_cmd(
         stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
                         fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
     summary = stats.to_dict()
+    summary["model"] = {"file": rec.backend.path.name, "backend": rec.backend.name, "choice": rec.precision_note}
+    summary["detector"] = detector
     if output:
         summary["output"] = output
     if jsonl:
@@ -68,4 +76,6 @@ def cam_cmd(
     ms = summary["ms_per_frame"]
     typer.echo(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']} frames/s "
                f"(decode {ms['decode']} / detect {ms['detect']} / classify {ms['classify']} / draw {ms['draw']} ms); "
-               f"ended: {summary['end_reason']}")
+               f"{summary['frames_with_face']} frames with a face; ended: {summary['end_reason']}")
+    typer.echo(f"model {rec.backend.path.name} on {rec.backend.name}" + (f", {rec.precision_note}" if rec.precision_note else "")
+               + f"; detector {detector}", err=True)

@@ -36,7 +36,7 @@ def render_report(rep: dict) -> None:
 def evaluate_cmd(
     model: str = typer.Argument(..., help="A .keras, .tflite or .onnx model (or a run directory)."),
     data: str = typer.Option("../shared/fer2013", "--data", help="FER2013 folder or fer2013.csv."),
-    split: str = typer.Option("test", "--split", help="train | val | test (test = PrivateTest, else test/)."),
+    split: str = typer.Option("test", "--split", help="train | val | test | holdout (test = PrivateTest, else test/; holdout = the gate hold-out carved from Training)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping."),
     backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow | keras"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Stratified subsample of N images."),

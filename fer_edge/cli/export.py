@@ -10,16 +10,27 @@ from fer_edge.cli.main import app
 
 
 def render_export(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"export of {report.source} (Keras val acc {report.keras_val_acc:.4f}, n={report.n_val})")
-    for col in ("Format", "Quant", "Status", "Size KB", "Val acc", "Δacc pts", "Agreement", "ms/img"):
+    for col in ("Format", "Quant", "Status", "Size KB", "Val acc", "Δacc pts", "Agreement", "Hold-out acc", "Δ pts",
+                "Emulated CPU agr.", "ms/img"):
         t.add_column(col)
+
+    def f(v, spec):
+        return "" if v is None else format(v, spec)
+
     for r in report.rows:
-        t.add_row(r.format, r.quantization, r.icon, f"{r.size_kb or 0:.1f}", "" if r.val_acc is None else f"{r.val_acc:.4f}",
-                  "" if r.delta_acc is None else f"{r.delta_acc:+.2f}", "" if r.agreement is None else f"{r.agreement:.4f}",
-                  "" if r.ms_per_img is None else f"{r.ms_per_img:.3f}")
+        t.add_row(r.format, r.quantization, r.icon, f(r.size_kb, ".1f"), f(r.val_acc, ".4f"), f(r.delta_acc, "+.2f"),
+                  f(r.agreement, ".4f"), f(r.holdout_acc, ".4f"), f(r.holdout_delta, "+.2f"), f(r.emulated_agreement, ".4f"),
+                  f(r.ms_per_img, ".3f"))
     console().print(t)
+    cpu = report.cpu or {}
+    console().print(f"gate CPU: {escape(str(cpu.get('model')))} ({escape(str(cpu.get('class')))}); hold-out: "
+                    f"{escape(report.holdout_source)}")
+    for c in report.cross_format:
+        console().print(f"cross-format: {c['a']} vs {c['b']}: top-1 agreement {c['agreement']:.4f} (n={c['n']})")
     for r in report.rows:
         if r.note:
             console().print(f"{r.icon} {r.format} {r.quantization}: {r.note}")
@@ -43,6 +54,11 @@ def export_cmd(
     stem: Optional[str] = typer.Option(None, "--stem", help="File name stem (default: ARCH_NCLASSESc)."),
     explain: bool = typer.Option(False, "--explain", help="Add a CAM output (GAP-headed architectures only)."),
     tta: str = typer.Option("none", "--tta", help="none | flip: average face and mirror image in the graph (2x MACs)."),
+    onnx_int8: str = typer.Option("tflite", "--onnx-int8", help="ONNX int8 method: tflite (the TFLite int8 "
+                                  "quantization converted: both files give the same answers) | ort (onnxruntime "
+                                  "static QDQ, 7-bit weights)."),
+    emulate: str = typer.Option("auto", "--emulate", help="Also run int8 files on an emulated second CPU class: auto "
+                                "(x86-avx2 when qemu-user is installed) | none | x86-avx2."),
     json_out: bool = typer.Option(False, "--json", help="Print the report(s) as JSON."),
 ):
     """Export to TFLite/ONNX; non-zero exit when a gate fails (no file left under that name)."""
@@ -50,7 +66,12 @@ def export_cmd(
     from fer_edge.export.api import best_runs, export_model
     from fer_edge.export.formats import expand
 
+    from fer_edge.errors import unknown
+    from fer_edge.export.onnx import ONNX_INT8_METHODS
+
     expand(format, quantize)  # validate names before any heavy work
+    if onnx_int8 not in ONNX_INT8_METHODS:
+        raise unknown("ONNX int8 method", onnx_int8, ONNX_INT8_METHODS)
     if best:
         sources = best_runs(runs, best)
     elif model:
@@ -62,7 +83,7 @@ def export_cmd(
     for src in sources:
         rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
                            max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem, tta=tta,
-                           log=log)
+                           onnx_int8=onnx_int8, emulate=emulate, log=log)
         reports.append(rep)
         if not json_out:
             render_export(rep)

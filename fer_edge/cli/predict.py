@@ -20,18 +20,30 @@ def predict_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads."),
     margin: Optional[float] = typer.Option(None, "--margin", help="Crop margin around each face (default: model's)."),
     explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
+    precision: str = typer.Option("auto", "--precision", help="Bundled model: auto (the faster of int8/fp32 on this "
+                                  "CPU, measured once and cached) | int8 | fp32."),
+    detector: str = typer.Option("accurate", "--detector", help="Face-detector profile: accurate | cam | fast "
+                                 "(fer-edge bench prints each one's recall and speed)."),
 ):
     """Detect faces and classify their expression."""
     from fer_edge.runtime.images import predict_images
     from fer_edge.runtime.recognizer import EmotionRecognizer
 
-    rec = EmotionRecognizer(model, backend=backend, threads=threads, margin=margin)
+    if margin is not None and not (0 <= margin <= 1):
+        from fer_edge.errors import UsageError
+
+        raise UsageError(f"--margin must be between 0 and 1, got {margin}.")
+    rec = EmotionRecognizer(model, backend=backend, threads=threads, margin=margin, precision=precision,
+                            detector_config=detector)
+
     overlay = None
     if explain:
         from fer_edge.runtime.cam import cam_overlay_for
 
         overlay = cam_overlay_for(rec)
     records = predict_images(rec, images, output, overlay=overlay)
+    if rec.precision_note and not json_out:
+        typer.echo(rec.precision_note, err=True)
     if json_out:
         return print_json(records)
     c = console()

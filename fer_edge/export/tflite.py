@@ -16,6 +16,20 @@ INT8_IO = ("uint8", "int8", "float")
 def export_tflite(model, spec: ModelSpec, out_path: Path, quantization: str, calib: np.ndarray | None,
                   int8_io: str = "uint8") -> ModelSpec:
     """Convert and write `out_path` (atomically, with metadata appended); returns the file's spec."""
+    blob, input_dtype = convert(model, quantization, calib, int8_io)
+    qparams = _io_quant_params(blob)
+    out_spec = spec.replace(format="tflite", quantization=quantization, input_dtype=input_dtype, quant_params=qparams)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    tmp.write_bytes(blob)
+    append_tflite_metadata(tmp, out_spec)
+    write_bytes_atomic(out_path, tmp.read_bytes())
+    tmp.unlink(missing_ok=True)
+    return out_spec
+
+
+def convert(model, quantization: str, calib: np.ndarray | None, int8_io: str = "uint8") -> tuple[bytes, str]:
+    """Keras -> TFLite flatbuffer bytes and the input dtype. The int8 conversion is deterministic for
+    the same calibration images, so the ONNX int8 export can reuse it (`export.onnx`, method tflite)."""
     tf = require("tensorflow")
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     # the slim interpreters (LiteRT, tflite-runtime) cannot run TF (Flex) ops: refuse them
@@ -50,14 +64,7 @@ def export_tflite(model, spec: ModelSpec, out_path: Path, quantization: str, cal
         blob = conv.convert()
     except Exception as exc:
         raise ModelError(f"TFLite conversion ({quantization}) failed: {str(exc).splitlines()[0][:200]}") from None
-    qparams = _io_quant_params(blob)
-    out_spec = spec.replace(format="tflite", quantization=quantization, input_dtype=input_dtype, quant_params=qparams)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    tmp.write_bytes(blob)
-    append_tflite_metadata(tmp, out_spec)
-    write_bytes_atomic(out_path, tmp.read_bytes())
-    tmp.unlink(missing_ok=True)
-    return out_spec
+    return blob, input_dtype
 
 
 def _io_quant_params(blob: bytes) -> dict:

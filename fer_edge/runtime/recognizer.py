@@ -16,27 +16,35 @@ from fer_edge.errors import ModelError, UsageError
 from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
 from fer_edge.runtime.backends import Backend, load_backend
 from fer_edge.runtime.detect import Box, DetectorConfig, FaceDetector, HaarFaceDetector
-from fer_edge.runtime.track import Tracker
+from fer_edge.runtime.track import Tracker, iou
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 BUNDLED_STEM = "fer_edge_default"
 
 
-def bundled_model(prefer: str | None = None) -> Path:
-    """The packaged default model: int8 TFLite if LiteRT/tflite-runtime is installed, else int8 ONNX."""
-    tflite = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.tflite"
-    onnx = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
+def bundled_files(prefer: str | None = None) -> dict[str, Path]:
+    """The packaged default model, precision -> file, in the format of the first usable backend:
+    TFLite when LiteRT/tflite-runtime is installed (or asked for), else ONNX."""
     has_tflite = any(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tflite_runtime"))
     if prefer in ("litert", "tflite-runtime", "tensorflow", "tflite"):
-        order = [tflite]
-    elif prefer == "onnxruntime" or prefer == "onnx":
-        order = [onnx]
+        suffixes = [".tflite"]
+    elif prefer in ("onnxruntime", "onnx"):
+        suffixes = [".onnx"]
     else:
-        order = [tflite, onnx] if has_tflite else [onnx, tflite]
-    for p in order:
-        if p.is_file():
-            return p
+        suffixes = [".tflite", ".onnx"] if has_tflite else [".onnx", ".tflite"]
+    for suffix in suffixes:
+        files = {p: BUNDLED_DIR / f"{BUNDLED_STEM}_{p}{suffix}" for p in ("int8", "fp32")}
+        files = {p: f for p, f in files.items() if f.is_file()}
+        if files:
+            return files
     raise ModelError(f"no bundled model in {BUNDLED_DIR}; pass --model PATH to a fer-edge .tflite/.onnx file.")
+
+
+def bundled_model(prefer: str | None = None, precision: str = "int8", threads: int | None = None):
+    """The bundled file for `precision` (auto: the faster one on this CPU, see runtime.precision)."""
+    from fer_edge.runtime.precision import choose
+
+    return choose(bundled_files(prefer), prefer, precision, threads).path
 
 
 @dataclass
@@ -61,12 +69,26 @@ class FaceResult:
 class EmotionRecognizer:
     def __init__(self, model: str | Path | Backend | None = None, detector: FaceDetector | None = None,
                  backend: str | None = None, threads: int | None = None, smoothing: float | None = None,
-                 margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | None = None):
+                 margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | str | None = None,
+                 precision: str = "auto"):
+        from fer_edge.runtime.precision import PRECISIONS, choose
+
+        if precision not in PRECISIONS:
+            from fer_edge.errors import unknown
+
+            raise unknown("precision", precision, PRECISIONS)
+        self.precision_note = ""
         if isinstance(model, Backend):
             self.backend = model
+        elif model:
+            if precision != "auto":
+                raise UsageError(f"--precision {precision} picks among the bundled files; with --model, pass the file "
+                                 "of the precision you want.")
+            self.backend = load_backend(Path(model), backend=backend, threads=threads)
         else:
-            path = Path(model) if model else bundled_model(backend)
-            self.backend = load_backend(path, backend=backend, threads=threads)
+            choice = choose(bundled_files(backend), backend, precision, threads)
+            self.precision_note = choice.describe()
+            self.backend = load_backend(choice.path, backend=backend, threads=threads)
         self.spec = self.backend.spec
         self.detector = detector or HaarFaceDetector(detector_config)
         self.margin = self.spec.crop_margin if margin is None else float(margin)
@@ -91,6 +113,29 @@ class EmotionRecognizer:
             return np.zeros((0, self.spec.num_classes), np.float32)
         return self.backend.predict(batch)
 
+    def _find_faces(self, gray: np.ndarray) -> tuple[list[Box], list | None]:
+        """Boxes for this frame, and their tracks when tracking. Full detection every `detect_every`
+        frames; between them each tracked face is re-found near its last box. A tracked face that
+        detection misses is looked for near its box too, and an established track that is still not
+        found is reported where it was for a few frames (`Tracker.max_coast`): one-frame misses of
+        a face that is plainly there are what users see as 'it lost my face'."""
+        if self.tracker is None:
+            return self.detector.detect(gray), None
+        near = getattr(self.detector, "detect_near", None)
+        if self._frame % self.detect_every == 0:
+            boxes = list(self.detector.detect(gray))
+            for t in self.tracker.live() if near else []:
+                if all(iou(t.box, b) < self.tracker.iou_threshold for b in boxes):
+                    b = near(gray, t.box)
+                    if b is not None:
+                        boxes.append(b)
+            tracks = self.tracker.match(boxes) + self.tracker.coasting()
+        else:
+            for t in self.tracker.live():
+                self.tracker.confirm(t, near(gray, t.box) if near else t.box)
+            tracks = [t for t in self.tracker.live()]
+        return [t.box for t in tracks], tracks
+
     def predict(self, image: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """All faces of one image (BGR by default; RGB with rgb=True; gray, BGRA, uint8 or float)."""
         if not isinstance(image, np.ndarray):
@@ -100,21 +145,7 @@ class EmotionRecognizer:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         t0 = time.perf_counter()
-        tracks = None
-        if self.tracker is not None and self._frame % self.detect_every != 0:
-            # between full detections: re-find each tracked face near its last box, else keep the box
-            tracks = self.tracker.live()
-            near = getattr(self.detector, "detect_near", None)
-            boxes: list[Box] = []
-            for t in tracks:
-                b = near(gray, t.box) if near else None
-                if b is not None:
-                    t.box = b
-                boxes.append(t.box)
-        else:
-            boxes = self.detector.detect(gray)
-            if self.tracker is not None:
-                tracks = self.tracker.match(boxes)
+        boxes, tracks = self._find_faces(gray)
         self._frame += 1
         t1 = time.perf_counter()
         crops = [crop_box(gray, b, self.margin) for b in boxes]

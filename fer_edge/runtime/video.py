@@ -101,6 +101,7 @@ class AtomicVideoWriter:
 class CamStats:
     frames: int = 0
     faces: int = 0
+    frames_with_face: int = 0
     corrupt: int = 0
     seconds: float = 0.0
     decode_ms: float = 0.0
@@ -117,7 +118,8 @@ class CamStats:
 
     def to_dict(self) -> dict:
         n = max(self.frames, 1)
-        return {"frames": self.frames, "faces": self.faces, "corrupt_frames": self.corrupt,
+        return {"frames": self.frames, "faces": self.faces, "frames_with_face": self.frames_with_face,
+                "corrupt_frames": self.corrupt,
                 "seconds": round(self.seconds, 3), "fps": round(self.fps, 1), "end_reason": self.end_reason,
                 "rss_mb": self.rss_mb or {},
                 "ms_per_frame": {"decode": round(self.decode_ms / n, 3), "detect": round(self.detect_ms / n, 3),
@@ -199,6 +201,7 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
                     break
             stats.frames += 1
             stats.faces += len(results)
+            stats.frames_with_face += bool(results)
             stats.decode_ms += (t1 - t0) * 1e3
             stats.detect_ms += recognizer.timings["detect_ms"]
             stats.classify_ms += recognizer.timings["classify_ms"]

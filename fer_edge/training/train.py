@@ -420,7 +420,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     })
     write_json(run_dir / "metrics.json", metrics)
     spec.metrics = {"val_accuracy": metrics["splits"]["val"]["accuracy"], "val_macro_f1": metrics["splits"]["val"]["macro_f1"],
-                    "val_source": splits.val_source}
+                    "val_source": splits.val_source,
+                    # the export gate measures on the hold-out: say whether this model never saw it
+                    "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout)),
+                    "holdout_source": splits.holdout_source}
     write_json(run_dir / "spec.json", json.loads(spec.to_json()))
     _plots(run_dir, run_dir / "history.csv", metrics["splits"]["val"]["confusion"], list(class_map.labels))
     config["status"] = "finished"

@@ -1,0 +1,163 @@
+"""Every CPU: CPU facts, int8 answers on a second CPU class (emulated), precision choice, gate hold-out."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fer_edge import sysinfo
+from fer_edge.errors import UsageError
+from fer_edge.runtime.recognizer import BUNDLED_DIR, BUNDLED_STEM
+
+AVX2_ONLY = "sse4_1 sse4_2 avx avx2 fma f16c"
+WITH_VNNI = AVX2_ONLY + " avx512f avx512bw avx512_vnni"
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    def set_flags(value: str | None):
+        if value is None:
+            monkeypatch.delenv(sysinfo.FLAGS_ENV, raising=False)
+        else:
+            monkeypatch.setenv(sysinfo.FLAGS_ENV, value)
+        sysinfo.cpu_features.cache_clear()
+
+    yield set_flags
+    sysinfo.cpu_features.cache_clear()
+
+
+def test_cpu_summary_names_model_and_features():
+    s = sysinfo.cpu_summary()
+    assert sysinfo.cpu_model() in s and sysinfo.cpu_class() in s
+    d = sysinfo.cpu_dict()
+    assert d["cores"] >= 1 and isinstance(d["features"], list)
+
+
+@pytest.mark.skipif(not sysinfo.is_x86(), reason="x86 CPU classes")
+def test_cpu_class_from_flags(flags):
+    flags(AVX2_ONLY)
+    assert sysinfo.cpu_class() == "x86-64 AVX2, no VNNI" and sysinfo.u8s8_saturates()
+    flags(WITH_VNNI)
+    assert sysinfo.cpu_class() == "x86-64 with VNNI" and not sysinfo.u8s8_saturates()
+
+
+@pytest.mark.skipif(not sysinfo.is_x86(), reason="x86 CPU classes")
+def test_onnx_backend_uses_exact_kernels_where_u8s8_saturates(flags):
+    """8-bit-weight int8 files get onnxruntime's exact U8U8 kernels on CPUs without VNNI, and the answers
+    stay those of the fast path (exact on this host either way)."""
+    from fer_edge.runtime.backends import load_backend
+
+    path = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
+    x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
+    flags(WITH_VNNI)
+    fast = load_backend(path, backend="onnxruntime")
+    assert fast.note == ""
+    flags(AVX2_ONLY)
+    exact = load_backend(path, backend="onnxruntime")
+    assert "without VNNI" in exact.note
+    np.testing.assert_array_equal(fast.predict(x).argmax(1), exact.predict(x).argmax(1))
+
+
+def _emulated_top1(path, x, cpu_flags: str) -> np.ndarray:
+    emu = sysinfo.emulator_for("x86-avx2")
+    from fer_edge.export.cpu_check import emulated_probs
+
+    cpu = sysinfo.EmulatedCpu(emu.name, emu.qemu, emu.cpu, emu.host, emu.description, cpu_flags)
+    return emulated_probs(path, x, cpu).argmax(1)
+
+
+@pytest.mark.skipif(sysinfo.emulator_for("x86-avx2") is None, reason="needs qemu-user on x86-64 (apt-get install qemu-user)")
+def test_bundled_int8_onnx_same_answers_on_an_avx2_cpu(sample_data):
+    """On an (emulated) x86-64 CPU without VNNI the bundled int8 ONNX file gives this host's answers.
+    With fer-edge 0.1's session settings (fast U8S8 kernels on every CPU: here, the runtime told the CPU
+    has VNNI) the same file saturates there and gives other answers: the check can fail."""
+    import cv2
+
+    from fer_edge.runtime.backends import load_backend
+
+    files = sorted(sample_data.glob("*/*/*.jpg"))[:120]
+    x = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])[..., None]
+    path = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
+    native = load_backend(path, backend="onnxruntime").predict(x).argmax(1)
+    right = _emulated_top1(path, x, AVX2_ONLY)
+    old_settings = _emulated_top1(path, x, WITH_VNNI)
+    assert (right == native).mean() == 1.0
+    assert (old_settings == native).mean() < 0.99
+
+
+def test_ort_int8_method_has_7bit_weights(tiny_run, sample_data, tmp_path):
+    """--onnx-int8 ort: onnxruntime's calibration with reduce_range, whose weights cannot saturate."""
+    from fer_edge.export.api import export_model
+    from fer_edge.export.onnx import int8_weight_range
+
+    rep = export_model(tiny_run, "onnx", "int8", data=str(sample_data), out=tmp_path, max_drop=100.0, calib_size=300,
+                       onnx_int8="ort", emulate="none", log=lambda *_: None)
+    assert rep.ok, [r.note for r in rep.rows]
+    assert int8_weight_range(tmp_path / rep.rows[0].file) <= 64
+    with pytest.raises(UsageError, match="Did you mean 'tflite'"):
+        export_model(tiny_run, "onnx", "int8", data=str(sample_data), out=tmp_path, onnx_int8="tflit")
+
+
+def test_int8_files_of_both_formats_agree(tiny_exports):
+    """The default ONNX int8 file is the TFLite int8 quantization converted: same decisions."""
+    rep = tiny_exports["report"]
+    cross = [c for c in rep.cross_format if {c["a"], c["b"]} == {"tflite int8", "onnx int8"}]
+    assert cross and cross[0]["agreement"] >= 0.99
+    from fer_edge.runtime.backends import load_backend
+
+    spec = load_backend(tiny_exports["files"][("onnx", "int8")]).spec
+    assert spec.quant_params["int8_method"] == "tflite"
+    assert rep.cpu["model"] and "Gate CPU" in (tiny_exports["dir"] / "export_report.md").read_text()
+
+
+def test_gate_holdout_is_fixed_and_disjoint(sample_data, cache_dir, monkeypatch):
+    import fer_edge.data as data
+    from fer_edge.labels import parse_classes
+
+    monkeypatch.setattr(data, "HOLDOUT_MIN_TRAIN", 10)
+    raw = data.load_raw(sample_data, cache_dir=cache_dir)
+    s7 = data.make_splits(raw, parse_classes("7"))
+    s2 = data.make_splits(raw, parse_classes("2"))
+    assert len(s7.y_holdout) == 7 and len(s7.y_train) == 7 * 13  # 1 of each class's 14 Training images
+    assert "never trained" in s7.holdout_source
+    train_px = {x.tobytes() for x in s7.x_train}
+    assert not any(x.tobytes() in train_px for x in s7.x_holdout)
+    # the same images whatever the class mapping (those the mapping keeps)
+    hold7 = {x.tobytes() for x in s7.x_holdout}
+    assert {x.tobytes() for x in s2.x_holdout} <= hold7 and len(s2.y_holdout) == 2
+    x, y = s7.split("holdout")
+    assert len(y) == 7
+    with pytest.raises(Exception, match="Did you mean 'holdout'"):
+        s7.split("holdot")
+
+
+def test_precision_choice(tmp_path, monkeypatch):
+    from fer_edge.runtime.precision import choose
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path))
+    files = {p: BUNDLED_DIR / f"{BUNDLED_STEM}_{p}.onnx" for p in ("int8", "fp32")}
+    c = choose(files, "onnxruntime", "auto", threads=1)
+    assert c.precision in files and set(c.ms) == {"int8", "fp32"} and c.ms[c.precision] == min(c.ms.values())
+    again = choose(files, "onnxruntime", "auto", threads=1)
+    assert again.precision == c.precision and "cached" in again.reason
+    assert choose(files, "onnxruntime", "fp32").path == files["fp32"]
+    with pytest.raises(UsageError, match="Did you mean 'int8'"):
+        choose(files, "onnxruntime", "int9")
+
+
+def test_cli_precision_and_detector_options(astronaut):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["predict", str(astronaut), "--precision", "fp32", "--backend", "onnxruntime", "--json"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["predict", str(astronaut), "--detector", "acurate"])
+    assert r.exit_code == 2 and "Did you mean 'accurate'" in r.output
+    r = CliRunner().invoke(app, ["predict", str(astronaut), "--model", str(BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"),
+                                 "--precision", "fp32"])
+    assert r.exit_code == 2 and "--precision" in r.output
