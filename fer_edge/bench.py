@@ -459,7 +459,7 @@ def make_demo_video(path: str | Path, faces: list[np.ndarray], frames: int = 300
     return path
 
 
-def bench_detector(min_time: float = 1.0, faces: list[np.ndarray] | None = None, scenes: int = 96) -> list[dict]:
+def bench_detector(min_time: float = 1.0, scenes: int = 96) -> list[dict]:
     """Every detector profile on the same composited 640x480 frames with known face boxes
     (fer_edge.detect_bench): recall (all faces, and faces >= 60 px), false positives per frame and
     ms per frame side by side: a detector is fast *at a recall*."""

@@ -355,8 +355,8 @@ def make_splits(raw: RawData, class_map: ClassMap, val_split: str = "auto", seed
         test, test_source = usage == PUBLIC, "PublicTest (no PrivateTest in this data)"
     else:
         test, test_source = np.zeros(len(y), bool), "none"
-    hold_source = (f"gate hold-out: {HOLDOUT_FRACTION:.0%} of Training (stratified, seed {HOLDOUT_SEED}), "
-                   "never trained, calibrated or selected on") if gate.any() else "none"
+    hold_source = (f"gate hold-out: {HOLDOUT_FRACTION:.0%} of Training (stratified, seed {HOLDOUT_SEED}; fer-edge "
+                   "trains, calibrates and selects without it)") if gate.any() else "none"
     return Splits(class_map, x[train], y[train], x[val], y[val], x[test], y[test], val_source, test_source,
                   raw.fingerprint, raw.source, raw.skipped, x[gate], y[gate], hold_source)
 

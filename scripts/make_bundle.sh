@@ -10,7 +10,7 @@ DATA="${2:-../shared/fer2013}"
 OUT="$(cd "$(dirname "$0")/.." && pwd)/fer_edge/models"
 if [ -d "$SRC" ]; then MODEL="$SRC/model.keras"; SPEC="$SRC/spec.json"; else MODEL="$SRC"; SPEC="${SRC%.keras}.spec.json"; fi
 [ -f "$SPEC" ] || SPEC="$(dirname "$MODEL")/spec.json"
-TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
+TOP="$(mktemp -d)"; trap 'rm -rf "$TOP"' EXIT; TMP="$TOP/fer_edge_models"; mkdir -p "$TMP"
 # work on a copy: the source may be the bundled model itself
 python3 -c "import sys, keras; keras.models.load_model(sys.argv[1], safe_mode=True, compile=False).save(sys.argv[2])" \
   "$MODEL" "$TMP/fer_edge_default.keras"
