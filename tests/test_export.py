@@ -207,7 +207,8 @@ def test_flip_tta_in_the_graph(tiny_run, sample_data, tmp_path):
     from fer_edge.export.api import export_model
 
     rep = export_model(tiny_run, "onnx,tflite", "none,int8", data=str(sample_data), out=tmp_path, max_drop=100.0,
-                       min_agreement=0.0, calib_size=300, explain=True, tta="flip", log=lambda *_: None)
+                       min_agreement=0.0, calib_size=300, explain=True, tta="flip", emulate="none",
+                       log=lambda *_: None)
     assert all(r.status == "ok" for r in rep.rows), [r.note for r in rep.rows]
     x = np.random.default_rng(3).integers(0, 256, (6, 48, 48, 1), dtype=np.uint8)
     ref = _ref(tiny_run, x)
