@@ -89,15 +89,21 @@ def test_bundled_int8_onnx_same_answers_on_an_avx2_cpu(sample_data):
     assert (old_settings == native).mean() < 0.99
 
 
-def test_ort_int8_method_has_7bit_weights(tiny_run, sample_data, tmp_path):
-    """--onnx-int8 ort: onnxruntime's calibration with reduce_range, whose weights cannot saturate."""
+def test_ort_int8_method_has_7bit_weights(tiny_run, sample_data, tmp_path, flags):
+    """--onnx-int8 ort: onnxruntime's calibration with reduce_range, whose weights cannot saturate, so the
+    runtime keeps the fast kernels even on a CPU without VNNI."""
     from fer_edge.export.api import export_model
     from fer_edge.export.onnx import int8_weight_range
+    from fer_edge.runtime.backends import load_backend
 
     rep = export_model(tiny_run, "onnx", "int8", data=str(sample_data), out=tmp_path, max_drop=100.0, calib_size=300,
                        onnx_int8="ort", emulate="none", log=lambda *_: None)
     assert rep.ok, [r.note for r in rep.rows]
-    assert int8_weight_range(tmp_path / rep.rows[0].file) <= 64
+    path = tmp_path / rep.rows[0].file
+    assert int8_weight_range(path) <= 64
+    flags(AVX2_ONLY)
+    b = load_backend(path, backend="onnxruntime")
+    assert b.spec.quant_params["weight_bits"] == 7 and b.note == ""
     with pytest.raises(UsageError, match="Did you mean 'tflite'"):
         export_model(tiny_run, "onnx", "int8", data=str(sample_data), out=tmp_path, onnx_int8="tflit")
 

@@ -116,6 +116,9 @@ def _rewrite_spec(path: Path, fmt: Format, spec: ModelSpec) -> None:
         rewrite_onnx_spec(path, spec)
 
 
+EMULATED_MIN_AGREEMENT = 0.99  # int8 files on the emulated second CPU class vs this CPU, top-1
+
+
 @dataclass
 class _Candidate:
     row: GateRow
@@ -233,7 +236,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
         log("note: this model does not say it was trained without the gate hold-out (trained before fer-edge 0.2 or "
             "elsewhere): its hold-out numbers may be on images it was trained on; the validation split is gated too.")
     stem = stem or (_stem(spec) + ("_cam" if explain else "") + ("_tta" if tta != "none" else ""))
-    sets = {"val": (x_val, y_val, ref_val), "holdout": (x_hold, y_hold, ref_hold)}
+    sets = {"val": (x_val, y_val, ref_val, keras_acc), "holdout": (x_hold, y_hold, ref_hold, keras_hold)}
     candidates: list[_Candidate] = []
     for fmt, q in pairs:
         c = _build_and_measure(fmt, q, export_keras, base_spec, out_dir / artifact_name(stem, fmt, q), calib, int8_io,
@@ -243,7 +246,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     _cross_format(candidates, report, min_cross_agreement)
     for c in candidates:
         if c.row.status == "ok" and c.spec is not None:
-            c.spec.metrics = dict(c.metrics, gate_cpu=cpu_dict(), cross_format=report.cross_format)
+            c.spec.metrics = dict(c.metrics, gate_cpu=report.cpu, cross_format=report.cross_format)
             _rewrite_spec(c.partial, c.fmt, c.spec)
             os.replace(c.partial, c.final)
             c.row.file = c.final.name
@@ -254,13 +257,10 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     return report
 
 
-EMULATED_MIN_AGREEMENT = 0.99
-
-
 def _build_and_measure(fmt, q, export_keras, base_spec, final, calib, int8_io, onnx_int8, sets, max_drop, min_agreement,
                        emulator, emulate_n, metrics, splits, log) -> _Candidate:
-    """Write one artifact under a temporary name and measure it; the gate decision is in the row."""
-    from fer_edge.metrics import classification_report
+    """Write one artifact under a temporary name and measure it; the gate decision is in the row.
+    `sets`: name -> (images, labels, Keras probabilities, Keras accuracy)."""
     from fer_edge.runtime.backends import load_backend
 
     partial = final.with_name(final.stem + ".partial" + final.suffix)
@@ -276,12 +276,11 @@ def _build_and_measure(fmt, q, export_keras, base_spec, final, calib, int8_io, o
         row.backend = backend.name
         row.size_kb = round(partial.stat().st_size / 1024, 1)
         results, fails = {}, []
-        for name, (x, y, ref) in sets.items():
+        for name, (x, y, ref, keras_acc) in sets.items():
             if not len(y):
                 continue
             probs = np.concatenate([backend.predict(x[i:i + 64]) for i in range(0, len(x), 64)])
             rep = classification_report(y, probs, base_spec.labels)
-            keras_acc = float((ref.argmax(1) == y).mean())
             agree, delta = _agreement(probs, ref), round((rep["accuracy"] - keras_acc) * 100, 3)
             results[name] = (rep, agree, delta, probs)
             if q in ("none", "fp16") and agree < min_agreement:
@@ -307,11 +306,11 @@ def _build_and_measure(fmt, q, export_keras, base_spec, final, calib, int8_io, o
             row.emulated_agreement = _agreement(emu, results[gate_name][3][:emulate_n])
             if row.emulated_agreement < EMULATED_MIN_AGREEMENT:
                 fails.append(f"gives other answers on {emulator.description}: top-1 agreement "
-                             f"{row.emulated_agreement:.4f} with this CPU on {len(x_e)} hold-out faces")
+                             f"{row.emulated_agreement:.4f} with this CPU on {len(x_e)} {gate_name} faces")
         m = dict(metrics)
         if "val" in results:
             m.update(val_accuracy=results["val"][0]["accuracy"], val_macro_f1=results["val"][0]["macro_f1"],
-                     keras_val_accuracy=float((sets["val"][2].argmax(1) == sets["val"][1]).mean()),
+                     keras_val_accuracy=sets["val"][3],
                      val_source=splits.val_source, val_n=int(len(sets["val"][1])), agreement_with_keras=row.agreement)
         if "holdout" in results:
             m.update(holdout_accuracy=row.holdout_acc, holdout_agreement_with_keras=row.holdout_agreement,

@@ -139,7 +139,7 @@ def export_onnx(model, spec: ModelSpec, out_path: Path, quantization: str, calib
         final = Path(td) / "q.onnx"
         if quantization == "int8" and int8_method == "tflite":
             onnx.save(_from_tflite_int8(model, calib, Path(td)), final)
-            out_spec.quant_params = {"int8_method": "tflite", "weights": "int8 per-channel (8-bit)",
+            out_spec.quant_params = {"int8_method": "tflite", "weight_bits": 8, "weights": "int8 per-channel (8-bit)",
                                      "activations": "uint8 (TFLite's int8 grid + 128)",
                                      "x86_without_vnni": "session.x64quantprecision=1 (fer-edge sets it)"}
         else:
@@ -160,12 +160,14 @@ def export_onnx(model, spec: ModelSpec, out_path: Path, quantization: str, calib
                     pre = fp32  # pre-processing is an optimisation; quantize the plain graph
                 if quantization == "dynamic":
                     quantize_dynamic(str(pre), str(final), weight_type=QuantType.QInt8, reduce_range=True)
-                    out_spec.quant_params = {"weights": "int8 (7-bit, reduce_range)", "activations": "dynamic"}
+                    out_spec.quant_params = {"weight_bits": 7, "weights": "int8 (7-bit, reduce_range)",
+                                             "activations": "dynamic"}
                 else:
                     quantize_static(str(pre), str(final), _Reader(calib, input_name), quant_format=QuantFormat.QDQ,
                                     per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                                     weight_type=QuantType.QInt8)
-                    out_spec.quant_params = {"int8_method": "ort", "weights": "int8 per-channel (7-bit, reduce_range)",
+                    out_spec.quant_params = {"int8_method": "ort", "weight_bits": 7,
+                                             "weights": "int8 per-channel (7-bit, reduce_range)",
                                              "activations": "uint8"}
         q = onnx.load(final)
         set_onnx_metadata(q, out_spec)

@@ -133,7 +133,7 @@ class EmotionRecognizer:
         else:
             for t in self.tracker.live():
                 self.tracker.confirm(t, near(gray, t.box) if near else t.box)
-            tracks = [t for t in self.tracker.live()]
+            tracks = self.tracker.live()
         return [t.box for t in tracks], tracks
 
     def predict(self, image: np.ndarray, rgb: bool = False) -> list[FaceResult]:

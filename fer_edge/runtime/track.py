@@ -24,7 +24,7 @@ class Track:
     box: Box
     probs: np.ndarray | None = None
     missed: int = 0  # consecutive frames in which the face was not confirmed
-    hits: int = 1  # frames in which it was
+    hits: int = 0  # frames in which it was
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Tracker:
         for bi, b in enumerate(boxes):
             t = assigned.get(bi)
             if t is None:
-                t = Track(self._next_id, b, hits=0)
+                t = Track(self._next_id, b)
                 self._next_id += 1
                 self.tracks.append(t)
             t.box, t.missed, t.hits = b, 0, t.hits + 1
@@ -69,14 +69,17 @@ class Tracker:
         else:
             track.box, track.missed, track.hits = box, 0, track.hits + 1
 
+    def _coasts(self, t: Track) -> bool:
+        return 0 < t.missed <= self.max_coast and t.hits >= self.min_hits
+
     def coasting(self) -> list[Track]:
         """Established tracks unseen for a few frames: still reported where they were (a face the
         detector lost for a frame or two, e.g. while it turns, is still there)."""
-        return [t for t in self.tracks if 0 < t.missed <= self.max_coast and t.hits >= self.min_hits]
+        return [t for t in self.tracks if self._coasts(t)]
 
     def live(self) -> list[Track]:
         """Tracks seen on the last frame, or coasting: the ones to follow when detection is skipped."""
-        return [t for t in self.tracks if t.missed == 0 or (t.missed <= self.max_coast and t.hits >= self.min_hits)]
+        return [t for t in self.tracks if t.missed == 0 or self._coasts(t)]
 
     def smooth(self, track: Track, probs: np.ndarray) -> np.ndarray:
         track.probs = probs if track.probs is None else self.alpha * probs + (1 - self.alpha) * track.probs

@@ -15,11 +15,12 @@ def _needs_exact_kernels(spec) -> bool:
     """An int8 file with 8-bit weights on an x86 CPU without VNNI: onnxruntime's fused U8S8 kernels add
     pairs of u8 x s8 products in 16 bits there and saturate, so the file gives other answers (measured
     on an emulated AVX2 CPU: 84 % top-1 agreement with fp32 for the fer-edge 0.1 bundled file). Files
-    with 7-bit weights (`reduce_range`, export --onnx-int8 ort) cannot saturate and keep the fast path."""
+    with 7-bit weights (`weight_bits` 7: reduce_range, export --onnx-int8 ort) cannot saturate and keep
+    the fast path; files that do not say (fer-edge 0.1) are taken as 8-bit."""
     from fer_edge.sysinfo import u8s8_saturates
 
     return (spec.format == "onnx" and spec.quantization in ("int8", "dynamic")
-            and "reduce_range" not in str(spec.quant_params) and u8s8_saturates())
+            and spec.quant_params.get("weight_bits", 8) != 7 and u8s8_saturates())
 
 
 def _exact_session(ort, path, opts, providers):
