@@ -306,8 +306,9 @@ def _precision_choices(threads) -> dict:
 
 def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
                     eval_sets, log) -> list[BenchRow]:
-    from fer_edge.runtime.backends import BACKENDS, backend_class
+    from fer_edge.runtime.backends import BACKENDS, PROBED, backend_class, installed
     from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.runtime.guard import verify
 
     rows = []
     acc_cache: dict = {}
@@ -319,6 +320,8 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
             size = None
         base.size_kb = round(size / 1024, 1) if size else None
         try:
+            if name in PROBED and installed(name):
+                verify(path, name)  # before the clock starts: an untrusted file is test-loaded once
             t0 = time.perf_counter()
             b = backend_class(name).load(path, threads=th, device=device)
             base.load_ms = round((time.perf_counter() - t0) * 1e3, 2)

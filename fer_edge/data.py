@@ -159,9 +159,12 @@ def _fingerprint(parts: list[str]) -> str:
 def _progress(total: int, description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from rich.console import Console
+
+    # stderr: stdout carries results (`evaluate --json -` must print nothing but the JSON)
     return Progress(
         TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=False, disable=total < 500,
+        transient=False, disable=total < 500, console=Console(stderr=True),
     )
 
 
@@ -191,29 +194,57 @@ def _decode_folder(items: list[tuple[Path, int, int]], root: Path, strict: bool,
     return images[keep], labels[keep], usage[keep], converted
 
 
+_CSV_MAX_LINE = 16_384  # a FER2013 row is ~7,000 characters (2,304 pixels); anything far longer is malformed
+
+
+def _csv_rows(fh):
+    """(line number, fields or an error message) for each line of a CSV opened in binary mode. Decoding
+    and parsing are per line, so a non-UTF-8 byte, a BOM or a 1 MB field costs one row, not the file
+    (FER2013 rows have no quoted newlines)."""
+    for lineno, raw in enumerate(fh, start=1):
+        if len(raw) > _CSV_MAX_LINE:
+            yield lineno, f"line of {len(raw):,} bytes (limit {_CSV_MAX_LINE:,})"
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            yield lineno, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+            continue
+        if lineno > 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        if not line.strip():
+            continue
+        try:
+            yield lineno, next(csv.reader([line]))
+        except (csv.Error, StopIteration) as exc:
+            yield lineno, f"not a CSV row ({exc})"
+
+
 def _read_csv(path: Path, strict: bool) -> tuple:
     images, labels, usage, problems = [], [], [], []
     usage_idx = {u: i for i, u in enumerate(USAGES[:3])}
     try:
-        fh = open(path, newline="", encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror}).") from None
     with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip().lower() for h in header[:2]] != ["emotion", "pixels"]:
-            raise DataError(f"{path}: not a fer2013.csv (expected header emotion,pixels,Usage; got {header}).")
+        rows = _csv_rows(fh)
+        _, header = next(rows, (0, None))
+        if not isinstance(header, list) or [h.strip().lower() for h in header[:2]] != ["emotion", "pixels"]:
+            raise DataError(f"{path}: not a fer2013.csv (expected header emotion,pixels,Usage; got {str(header)[:80]}).")
         has_usage = len(header) >= 3
-        for lineno, row in enumerate(reader, start=2):
+        for lineno, row in rows:
             try:
+                if isinstance(row, str):
+                    raise ValueError(row)
                 code = int(row[0])
                 label = CSV_CODES[code]
                 px = np.array(row[1].split(), dtype=np.int32)
                 if px.size != 48 * 48 or px.min() < 0 or px.max() > 255:
                     raise ValueError(f"{px.size} pixel values (need 2304 in 0..255)")
                 u = usage_idx[row[2].strip()] if has_usage else TRAIN
-            except (ValueError, KeyError, IndexError) as exc:
-                msg = f"{path}:{lineno}: malformed row ({exc})"
+            except (ValueError, KeyError, IndexError, OverflowError) as exc:
+                msg = f"{path}:{lineno}: malformed row ({str(exc)[:120]})"
                 if strict:
                     raise DataError(msg + " (--strict).") from None
                 problems.append(msg)

@@ -27,10 +27,21 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
     path = Path(model)
     b = load_backend(path, backend=backend, threads=threads)
     spec = b.spec
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"--limit must be a whole number >= 1, got {limit}.")
     if classes:
         cm = parse_classes(classes)
         if cm.num_classes != spec.num_classes:
             raise UsageError(f"--classes gives {cm.num_classes} classes but the model predicts {spec.num_classes}.")
+        if set(cm.labels) != set(spec.labels):
+            raise UsageError(f"--classes names {', '.join(cm.labels)} but the model's outputs are "
+                             f"{', '.join(spec.labels)}; name the model's classes (in any order).")
+        # pair each output with its own definition: the model's order, whatever the order given
+        # (given in another order, the 7 labels used to score 0.45 instead of 0.62, silently)
+        from fer_edge.labels import ClassMap
+
+        groups = dict(zip(cm.labels, cm.groups))
+        cm = ClassMap(tuple(spec.labels), tuple(groups[lab] for lab in spec.labels))
     else:
         cm = spec.class_map_obj()
     splits = load_splits(data, cm, val_split)

@@ -16,16 +16,33 @@ PREPROCESS_VERSION = 1  # bump when the output of `preprocess_face` changes (inv
 
 
 def to_gray(image: np.ndarray, rgb: bool = False) -> np.ndarray:
-    """Any image (gray, BGR, RGB with rgb=True, BGRA; uint8 or float) -> 2-D uint8 gray."""
+    """Any image (gray, BGR, RGB with rgb=True, BGRA; uint8, uint16 or float) -> 2-D uint8 gray.
+
+    uint16 is scaled from 0..65535; floats in 0..1 are scaled from 0..1, other floats and integers are
+    taken as 0..255; values outside those ranges, NaN or infinity are an error, never clipped silently."""
     img = np.asarray(image)
     if img.size == 0 or img.ndim not in (2, 3) or min(img.shape[:2]) == 0:
         raise ValueError(f"image must be a non-empty 2-D gray or 3-D colour array, got shape {img.shape}")
-    if img.dtype != np.uint8:
+    if img.dtype == np.uint16:
+        # 16-bit images (PNG/TIFF from cameras and scanners) span 0..65535: scale, never clip
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        if not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
+            raise ValueError(f"image dtype {img.dtype} is not a pixel type (use uint8, uint16 or float)")
+        was_float = np.issubdtype(img.dtype, np.floating)
         img = img.astype(np.float32)
+        if not np.all(np.isfinite(img)):
+            raise ValueError("image has NaN or infinite pixels")
+        lo, hi = float(img.min()), float(img.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"image pixels span {lo:g}..{hi:g}; expected 0..1 or 0..255 (uint16 images: pass the "
+                             "uint16 array, it is scaled)")
         # floats in 0..1 are scaled up; anything else is taken as 0..255
-        if img.size and float(np.nanmax(img)) <= 1.0:
+        if was_float and hi <= 1.0:
             img = img * 255.0
-        img = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
+        img = np.clip(np.round(img), 0, 255).astype(np.uint8)
     if img.ndim == 3:
         channels = img.shape[2]
         if channels == 1:

@@ -1,4 +1,5 @@
 """Round trip for every format x quantization on a tiny model, metadata, the parity gate, bad input."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -160,9 +161,15 @@ def test_metadata_round_trip(tmp_path):
     spec = ModelSpec(labels=["a", "b"], arch="x", class_map={"a": ["angry"], "b": ["happy"]}, metrics={"val_accuracy": 0.5})
     p = tmp_path / "m.tflite"
     p.write_bytes(b"\x00" * 64)
-    append_tflite_metadata(p, spec)
-    assert read_tflite_metadata(p) == spec
+    written = append_tflite_metadata(p, spec)
+    assert read_tflite_metadata(p) == written == spec.replace(graph_sha256=hashlib.sha256(b"\x00" * 64).hexdigest())
     assert zipfile.is_zipfile(p)
+    # the digest covers the graph: one changed byte before the metadata is refused
+    data = bytearray(p.read_bytes())
+    data[10] ^= 1
+    p.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        read_tflite_metadata(p)
 
 
 def test_runtime_side_imports_no_tensorflow(tiny_exports):

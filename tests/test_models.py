@@ -20,7 +20,11 @@ def test_registry_lists_the_study_and_ours():
     assert resolve_archs("all") == list_models()
 
 
-@pytest.mark.parametrize("name", sorted(STUDY | {"edgenet"}))
+FULL_SIZE = {"vgg16", "resnet50", "resnet50v2"}  # 15-25 M parameters: ~30 s each on 2 cores, so under -m slow
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in FULL_SIZE else n
+                                  for n in sorted(STUDY | {"edgenet"})])
 def test_builds_and_trains_one_step(name):
     keras.utils.set_random_seed(0)
     m = create_model(name, (48, 48, 1), 3)

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from fer_edge.cli.common import console, handle_errors
+from fer_edge.cli.common import console, handle_errors, safe
 from fer_edge.cli.main import app
 
 
@@ -45,8 +45,8 @@ def render(result) -> None:
         return "" if v is None else f"{v:{spec}}{suffix}"
 
     for r in result.rows:
-        t.add_row(r.format, r.backend, r.quantization, str(r.threads), str(r.batch),
-                  r.icon + (f" {r.reason[:60]}" if r.reason else ""), f(r.size_kb, ".1f"), f(r.accuracy, ".4f"),
+        t.add_row(safe(r.format), r.backend, safe(r.quantization), str(r.threads), str(r.batch),
+                  r.icon + (f" {safe(r.reason[:60])}" if r.reason else ""), f(r.size_kb, ".1f"), f(r.accuracy, ".4f"),
                   f(r.ms_per_img_p50, ".3f"), f(r.ms_per_img_p90, ".3f"), f(r.img_per_s, ",.0f"),
                   f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"))
     c.print(t)
@@ -78,10 +78,10 @@ def render(result) -> None:
             t2.add_column(col, justify="right")
         for r in result.end_to_end:
             if r.get("status") != "ok":
-                t2.add_row("❌ " + r.get("reason", ""), "", "", "", "", "", "", "", "")
+                t2.add_row("❌ " + safe(r.get("reason", "")), "", "", "", "", "", "", "", "")
                 continue
             ms = r["ms_per_frame"]
-            t2.add_row(r["file"].split("/")[-1], r["backend"], str(r["frames"]), str(r.get("frames_with_face", "")),
+            t2.add_row(safe(r["file"].split("/")[-1]), r["backend"], str(r["frames"]), str(r.get("frames_with_face", "")),
                        f"{r['fps']:.0f}",
                        f"{ms['decode']:.2f}", f"{ms['detect']:.2f}", f"{ms['classify']:.2f}", f"{ms['draw']:.2f}")
         c.print(t2)
@@ -103,23 +103,26 @@ def bench_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | all"),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 for accuracy rows (and demo video faces)."),
     split: str = typer.Option("val", "--split", help="Split for accuracy: val | test | train."),
-    limit: Optional[int] = typer.Option(1000, "--limit", help="Stratified subsample for accuracy (0 = all)."),
+    limit: Optional[int] = typer.Option(1000, "--limit", min=0, help="Stratified subsample for accuracy (0 = all)."),
     video: Optional[str] = typer.Option(None, "--video", help="Video for the end-to-end row (default: generated)."),
-    min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed runs per row (at least --min-runs)."),
-    min_runs: int = typer.Option(30, "--min-runs"),
+    min_time: float = typer.Option(1.0, "--min-time", min=0.0, help="Seconds of timed runs per row (at least --min-runs)."),
+    min_runs: int = typer.Option(30, "--min-runs", min=1),
     no_pipeline: bool = typer.Option(False, "--no-pipeline", help="Skip detector and end-to-end rows."),
-    frames: int = typer.Option(300, "--frames", help="Frames for the end-to-end row."),
+    frames: int = typer.Option(300, "--frames", min=1, help="Frames for the end-to-end row."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write every field as JSON."),
     csv_file: Optional[str] = typer.Option(None, "--csv", help="Write the rows as CSV."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Pareto chart PNG (accuracy vs latency)."),
 ):
     """Benchmark models per format, backend, threads and batch; plus detector and end-to-end FPS."""
     from fer_edge.bench import plot_pareto, run_bench, write_csv, write_json
+    from fer_edge.outputs import check_outputs
 
+    check_outputs([json_file, csv_file, plot], list(models or []) + ([video] if video else []), overwrite=True,
+                  option="--json/--csv/--plot")
     result = run_bench(models, backend=backend, threads=_ints(threads, "threads"), batches=_ints(batch, "batch"),
                        device=device, data=data, split=split, limit=limit or None, video=video, min_time=min_time,
                        min_runs=min_runs, pipeline=not no_pipeline, e2e_frames=frames,
-                       log=lambda m: console(stderr=True).print(m))
+                       log=lambda m: console(stderr=True).print(m, markup=False, highlight=False))
     render(result)
     if json_file:
         write_json(result, json_file)
@@ -127,3 +130,6 @@ def bench_cmd(
         write_csv(result, csv_file)
     if plot:
         plot_pareto(result, plot)
+    if result.rows and all(r.status == "failed" for r in result.rows):
+        typer.echo(f"error: every benchmark row failed ({len(result.rows)}); see the reasons above.", err=True)
+        raise typer.Exit(1)

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from fer_edge.cli.common import handle_errors, print_json
+from fer_edge.cli.common import handle_errors, plain, print_json
 from fer_edge.cli.main import app
 from fer_edge.defaults import CAM_DEFAULTS
 
@@ -20,11 +20,11 @@ def cam_cmd(
     display: bool = typer.Option(True, "--display/--no-display", help="Show a window (needs a GUI OpenCV)."),
     output: Optional[str] = typer.Option(None, "--output", help="Write the annotated video (.mp4/.avi)."),
     jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N frames."),
     fps_overlay: bool = typer.Option(False, "--fps-overlay", help="Draw the FPS on frames."),
-    threads: Optional[int] = typer.Option(None, "--threads"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1),
     smoothing: Optional[float] = typer.Option(CAM_DEFAULTS["smoothing"], "--smoothing", help="EMA weight of new probabilities (1 = none)."),
-    detect_every: int = typer.Option(CAM_DEFAULTS["detect_every"], "--detect-every", help="Full-frame face detection every N frames; tracked faces are re-found nearby in between."),
+    detect_every: int = typer.Option(CAM_DEFAULTS["detect_every"], "--detect-every", min=1, help="Full-frame face detection every N frames; tracked faces are re-found nearby in between."),
     explain: bool = typer.Option(False, "--explain", help="Overlay class activation maps (models exported with --explain)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     precision: str = typer.Option("auto", "--precision", help="Bundled model: auto (the faster of int8/fp32 on this "
@@ -32,6 +32,7 @@ def cam_cmd(
     detector: str = typer.Option(CAM_DEFAULTS["detector_config"], "--detector", help="Face-detector profile: cam (>= 99 % "
                                  "frame recall on one-face videos, faces >= 60 px) | fast (cheaper, misses small faces) "
                                  "| accurate (slow; still images)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output/--jsonl files that already exist."),
 ):
     """Run live on a camera or a video; q/Esc quits, Ctrl-C closes the output cleanly."""
     from fer_edge.runtime.recognizer import EmotionRecognizer
@@ -49,6 +50,11 @@ def cam_cmd(
                 raise UsageError(f"cannot open a window: {why}. Use --no-display with --output out.mp4 "
                                  "and/or --jsonl events.jsonl.")
     import tempfile
+
+    from fer_edge.outputs import check_outputs
+
+    check_outputs([output, jsonl], [source, model] if source != "demo" else [model], overwrite,
+                  option="--output" if output else "--jsonl")
 
     with tempfile.TemporaryDirectory() as tmp:
         if source == "demo":
@@ -72,10 +78,19 @@ def cam_cmd(
     if jsonl:
         summary["jsonl"] = jsonl
     if json_out:
-        return print_json(summary)
+        print_json(summary)
+        return _exit_for(stats)
     ms = summary["ms_per_frame"]
     typer.echo(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']} frames/s "
                f"(decode {ms['decode']} / detect {ms['detect']} / classify {ms['classify']} / draw {ms['draw']} ms); "
                f"{summary['frames_with_face']} frames with a face; ended: {summary['end_reason']}")
-    typer.echo(f"model {rec.backend.path.name} on {rec.backend.name}" + (f", {rec.precision_note}" if rec.precision_note else "")
-               + f"; detector {detector}", err=True)
+    typer.echo(plain(f"model {rec.backend.path.name} on {rec.backend.name}" + (f", {rec.precision_note}" if rec.precision_note else "")
+                     + f"; detector {detector}"), err=True)
+    _exit_for(stats)
+
+
+def _exit_for(stats) -> None:
+    """Outputs are complete and closed by now; a run ended by a signal still exits 128 + its number
+    (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), as shells and supervisors expect."""
+    if stats.signal:
+        raise typer.Exit(128 + int(stats.signal))

@@ -27,8 +27,27 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, width=width)
 
 
+_CONTROL = {c: None for c in range(32) if c not in (9,)} | {127: None} | {c: None for c in range(0x80, 0xA0)}
+
+
+def plain(text: object) -> str:
+    """Text safe for a terminal: control characters (escape sequences, carriage returns) removed. File
+    names and model labels are untrusted: a name must not move the cursor or recolour the terminal."""
+    return str(text).translate(_CONTROL)
+
+
+def safe(text: object) -> str:
+    """Untrusted text for rich's console: plain() plus markup escaped (`[draft] me.jpg` stays itself)."""
+    from rich.markup import escape
+
+    return escape(plain(text))
+
+
 def fail(msg: str, code: int = 2):
-    typer.echo(f"error: {msg}", err=True)
+    try:
+        typer.echo(f"error: {plain(msg)}", err=True)
+    except OSError:  # stderr gone (a dropped ssh session): the exit code still tells
+        pass
     raise typer.Exit(code)
 
 
@@ -39,28 +58,28 @@ def handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         from fer_edge.errors import FerEdgeError
 
+        from fer_edge.signals import graceful_signals, interrupt_exit_code, signal_name
+
         quiet_tf()
         try:
-            return fn(*args, **kwargs)
+            with graceful_signals():
+                return fn(*args, **kwargs)
         except FerEdgeError as exc:
             fail(str(exc), exc.exit_code)
-        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
             fail(f"{exc.filename or ''}: {exc.strerror or exc}")
         except OSError as exc:
             fail(f"{exc.__class__.__name__}: {exc}", 1)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            fail(f"interrupted ({signal_name(getattr(exc, 'signum', None))})", interrupt_exit_code(exc))
 
     return wrapper
 
 
 def write_json_file(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    from fer_edge.outputs import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def print_json(obj: Any) -> None:

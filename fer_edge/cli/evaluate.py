@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from fer_edge.cli.common import console, handle_errors, print_json, write_json_file
+from fer_edge.cli.common import console, handle_errors, print_json, safe, write_json_file
 from fer_edge.cli.main import app
 
 
@@ -13,21 +13,21 @@ def render_report(rep: dict) -> None:
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]{rep['model']}[/] ({rep['format']} {rep['quantization']}, backend {rep['backend']}) on "
-            f"{rep['split']} = {rep['split_source']}, n={rep['n']}")
+    c.print(f"[bold]{safe(rep['model'])}[/] ({safe(rep['format'])} {safe(rep['quantization'])}, backend {rep['backend']}) on "
+            f"{rep['split']} = {safe(rep['split_source'])}, n={rep['n']}")
     c.print(f"accuracy [bold]{rep['accuracy']:.4f}[/]  loss {rep['loss']:.4f}  macro-F1 {rep['macro_f1']:.4f}")
     t = Table(title="per class")
     for col in ("class", "precision", "recall", "f1", "support"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for lab, m in rep["per_class"].items():
-        t.add_row(lab, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+        t.add_row(safe(lab), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
     c.print(t)
     cm = Table(title="confusion (rows = true, columns = predicted)")
     cm.add_column("")
     for lab in rep["labels"]:
-        cm.add_column(lab[:5], justify="right")
+        cm.add_column(safe(lab[:5]), justify="right")
     for lab, row in zip(rep["labels"], rep["confusion"]):
-        cm.add_row(lab, *[str(v) for v in row])
+        cm.add_row(safe(lab), *[str(v) for v in row])
     c.print(cm)
 
 
@@ -39,13 +39,16 @@ def evaluate_cmd(
     split: str = typer.Option("test", "--split", help="train | val | test | holdout (test = PrivateTest, else test/; holdout = the gate hold-out carved from Training)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping."),
     backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow | keras"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Stratified subsample of N images."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Stratified subsample of N images."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON to this file ('-' = stdout)."),
 ):
     """Evaluate a model on a FER2013 split through the same code for every format."""
     from pathlib import Path
 
     from fer_edge.evaluate import evaluate
+    from fer_edge.outputs import check_outputs
+
+    check_outputs([json_file], [model, data], overwrite=True, option="--json")
 
     p = Path(model)
     if p.is_dir() and (p / "model.keras").is_file():

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from fer_edge.cli.common import console, handle_errors, print_json, write_json_file
+from fer_edge.cli.common import console, handle_errors, print_json, write_json_file, safe
 from fer_edge.cli.main import app
 
 
@@ -46,9 +46,9 @@ def explain_cmd(
     c = console()
     for r in records:
         if not r["faces"]:
-            c.print(f"{r['image']}: {r.get('note', 'no face found')}")
+            c.print(f"{safe(r['image'])}: {safe(r.get('note', 'no face found'))}")
             continue
         for f in r["faces"]:
-            c.print(f"{r['image']}: face at {tuple(f['box'])}: " +
-                    ", ".join(f"{e['label']} {e['score']:.2f}" for e in f["explained"]))
-        c.print(f"  -> {r['output']}")
+            c.print(f"{safe(r['image'])}: face at {tuple(f['box'])}: " +
+                    ", ".join(f"{safe(e['label'])} {e['score']:.2f}" for e in f["explained"]))
+        c.print(f"  -> {safe(r['output'])}")

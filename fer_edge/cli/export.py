@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from fer_edge.cli.common import console, handle_errors, print_json
+from fer_edge.cli.common import console, handle_errors, print_json, safe
 from fer_edge.cli.main import app
 
 
@@ -33,8 +33,8 @@ def render_export(report) -> None:
         console().print(f"cross-format: {c['a']} vs {c['b']}: top-1 agreement {c['agreement']:.4f} (n={c['n']})")
     for r in report.rows:
         if r.note:
-            console().print(f"{r.icon} {r.format} {r.quantization}: {r.note}")
-    console().print(f"report: {report.out_dir}/export_report.md")
+            console().print(f"{r.icon} {r.format} {r.quantization}: {safe(r.note)}")
+    console().print(f"report: {safe(report.out_dir)}/export_report.md")
 
 
 @app.command("export")
@@ -79,7 +79,7 @@ def export_cmd(
     else:
         raise UsageError("give a run directory / .keras file, or --best N --runs DIR.")
     reports = []
-    log = (lambda *_: None) if json_out else (lambda m: console(stderr=True).print(m))
+    log = (lambda *_: None) if json_out else (lambda m: console(stderr=True).print(m, markup=False, highlight=False))
     for src in sources:
         rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
                            max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem, tta=tta,

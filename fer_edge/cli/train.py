@@ -42,16 +42,15 @@ def train_cmd(
 ):
     """Train on FER2013 and write a complete run directory (printed last)."""
     from fer_edge._optional import require
-
-    require("tensorflow")
     from fer_edge.labels import parse_classes
     from fer_edge.training.registry import resolve_archs
     from fer_edge.training.train import TrainConfig, train, validate_config, write_leaderboard
 
     if resume:
+        require("tensorflow")
         run = train(TrainConfig(data=data), resume=resume)
         typer.echo(str(run))
-        return
+        return _exit_for([run])
     parse_classes(classes)
     names = resolve_archs(arch)
     configs = [
@@ -64,7 +63,8 @@ def train_cmd(
         for name in names
     ]
     for cfg in configs:
-        validate_config(cfg)  # a bad option fails now, not after the first architecture has trained
+        validate_config(cfg)  # a bad option fails now, before TensorFlow loads and before any run directory
+    require("tensorflow")
     runs = [train(cfg) for cfg in configs]
     if len(runs) > 1:
         from pathlib import Path
@@ -72,3 +72,19 @@ def train_cmd(
         typer.echo(f"leaderboard: {write_leaderboard(Path(out))}")
     for r in runs:
         typer.echo(str(r))
+    _exit_for(runs)
+
+
+def _exit_for(runs) -> None:
+    """A run stopped by Ctrl-C/SIGTERM/SIGHUP is saved (resumable) but did not finish: exit 128 + signal."""
+    import json
+
+    from fer_edge.signals import interrupt_exit_code
+
+    for r in runs:
+        try:
+            status = json.loads((r / "config.json").read_text()).get("status")
+        except (OSError, ValueError):
+            status = None
+        if status == "interrupted":
+            raise typer.Exit(interrupt_exit_code())

@@ -250,6 +250,9 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
             _rewrite_spec(c.partial, c.fmt, c.spec)
             os.replace(c.partial, c.final)
             c.row.file = c.final.name
+            from fer_edge.runtime.guard import remember
+
+            remember(c.final, c.fmt.backends)
         c.partial.unlink(missing_ok=True)
         log(f"{c.row.icon} {c.row.format} {c.row.quantization}: {c.row.status} {c.row.note}")
     _annotate_speed(report)
@@ -272,7 +275,7 @@ def _build_and_measure(fmt, q, export_keras, base_spec, final, calib, int8_io, o
         kw = {"int8_method": onnx_int8} if fmt.name == "onnx" else {}
         with contextlib.redirect_stdout(io.StringIO()):
             art_spec = getattr(import_module(mod), fn)(export_keras, base_spec, partial, q, calib, int8_io, **kw)
-        backend = load_backend(partial)
+        backend = load_backend(partial, trusted=True)  # written by this process a moment ago
         row.backend = backend.name
         row.size_kb = round(partial.stat().st_size / 1024, 1)
         results, fails = {}, []

@@ -170,7 +170,7 @@ def export_onnx(model, spec: ModelSpec, out_path: Path, quantization: str, calib
                                              "weights": "int8 per-channel (7-bit, reduce_range)",
                                              "activations": "uint8"}
         q = onnx.load(final)
-        set_onnx_metadata(q, out_spec)
+        out_spec = set_onnx_metadata(q, out_spec)
         try:
             onnx.checker.check_model(q)
         except Exception as exc:

@@ -21,7 +21,7 @@ def export_tflite(model, spec: ModelSpec, out_path: Path, quantization: str, cal
     out_spec = spec.replace(format="tflite", quantization=quantization, input_dtype=input_dtype, quant_params=qparams)
     tmp = out_path.with_name(out_path.name + ".partial")
     tmp.write_bytes(blob)
-    append_tflite_metadata(tmp, out_spec)
+    out_spec = append_tflite_metadata(tmp, out_spec)
     write_bytes_atomic(out_path, tmp.read_bytes())
     tmp.unlink(missing_ok=True)
     return out_spec

@@ -6,6 +6,8 @@ it loads the bundled int8 model (TFLite when a TFLite interpreter is installed, 
 from __future__ import annotations
 
 import importlib.util
+import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,14 @@ class FaceResult:
 
 
 class EmotionRecognizer:
+    """Faces and their expressions in images or video frames.
+
+    Thread safety: one recognizer may be shared by threads; `predict` calls are serialized by a lock,
+    so each returns exactly what a sequential call would. For parallel throughput, give each thread its
+    own recognizer (the models are small). With tracking (`smoothing`, `detect_every > 1`) a recognizer
+    follows ONE stream: frames of two streams through one tracker would be matched to each other's faces.
+    """
+
     def __init__(self, model: str | Path | Backend | None = None, detector: FaceDetector | None = None,
                  backend: str | None = None, threads: int | None = None, smoothing: float | None = None,
                  margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | str | None = None,
@@ -91,16 +101,21 @@ class EmotionRecognizer:
             self.backend = load_backend(choice.path, backend=backend, threads=threads)
         self.spec = self.backend.spec
         self.detector = detector or HaarFaceDetector(detector_config)
-        self.margin = self.spec.crop_margin if margin is None else float(margin)
-        if smoothing is not None and not 0 < smoothing <= 1:
+        self.margin = self.spec.crop_margin if margin is None else margin
+        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) \
+                or not math.isfinite(self.margin) or not 0 <= self.margin <= 1:
+            raise UsageError(f"margin must be a number between 0 and 1, got {margin}.")
+        self.margin = float(self.margin)
+        if smoothing is not None and not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
             raise UsageError(f"smoothing must be in (0, 1], got {smoothing}.")
-        if detect_every < 1:
+        if not isinstance(detect_every, int) or isinstance(detect_every, bool) or detect_every < 1:
             raise UsageError(f"detect_every must be >= 1, got {detect_every}.")
         self.tracker = Tracker(alpha=smoothing) if (smoothing is not None or detect_every > 1) else None
         self.detect_every = detect_every
         self._frame = 0
         self.timings = {"detect_ms": 0.0, "classify_ms": 0.0}
         self.explain = False  # set by runtime.cam.cam_overlay_for: also compute class activation maps
+        self._lock = threading.RLock()
 
     @property
     def labels(self) -> list[str]:
@@ -108,7 +123,14 @@ class EmotionRecognizer:
 
     def classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
         """Face crops (any size/colour) -> (N, K) probabilities in one inference call."""
-        batch = preprocess_batch(faces, self.spec.size, self.spec.channels, rgb=rgb)
+        with self._lock:
+            return self._classify(faces, rgb)
+
+    def _classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
+        try:
+            batch = preprocess_batch(faces, self.spec.size, self.spec.channels, rgb=rgb)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         if len(batch) == 0:
             return np.zeros((0, self.spec.num_classes), np.float32)
         return self.backend.predict(batch)
@@ -137,7 +159,12 @@ class EmotionRecognizer:
         return [t.box for t in tracks], tracks
 
     def predict(self, image: np.ndarray, rgb: bool = False) -> list[FaceResult]:
-        """All faces of one image (BGR by default; RGB with rgb=True; gray, BGRA, uint8 or float)."""
+        """All faces of one image (BGR by default; RGB with rgb=True; gray, BGRA; uint8, uint16 or float).
+        Safe to call from several threads (serialized; see the class docstring)."""
+        with self._lock:
+            return self._predict(image, rgb)
+
+    def _predict(self, image: np.ndarray, rgb: bool) -> list[FaceResult]:
         if not isinstance(image, np.ndarray):
             raise UsageError(f"image must be a numpy array, got {type(image).__name__}.")
         try:
@@ -157,7 +184,7 @@ class EmotionRecognizer:
             probs, features = self.backend.run(batch)[:2]
             cams = cam_maps(features, require_cam(self.spec), probs.argmax(1))
         else:
-            probs = self.classify(crops)
+            probs = self._classify(crops)
         t2 = time.perf_counter()
         self.timings = {"detect_ms": (t1 - t0) * 1e3, "classify_ms": (t2 - t1) * 1e3}
         results = []

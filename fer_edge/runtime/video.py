@@ -75,8 +75,7 @@ class AtomicVideoWriter:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv"):
-            raise UsageError(f"--output {self.path}: use a .mp4, .avi or .mkv file name.")
+        self.check_name(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(self.path.stem + ".partial" + self.path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
@@ -84,6 +83,11 @@ class AtomicVideoWriter:
         if not self.writer.isOpened():
             raise DataError(f"cannot write video {self.path}.")
         self.frames = 0
+
+    @staticmethod
+    def check_name(path: str | Path) -> None:
+        if Path(path).suffix.lower() not in (".mp4", ".avi", ".mkv"):
+            raise UsageError(f"--output {path}: use a .mp4, .avi or .mkv file name.")
 
     def write(self, frame: np.ndarray) -> None:
         self.writer.write(frame)
@@ -109,6 +113,7 @@ class CamStats:
     classify_ms: float = 0.0
     draw_ms: float = 0.0
     end_reason: str = "end of stream"
+    signal: int | None = None  # the signal that ended the run (SIGINT 2, SIGHUP 1, SIGTERM 15), if any
     rss_mb: dict = None  # resident memory: after 10 frames, at the end, and the process peak
 
 
@@ -136,6 +141,10 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
         if not ok:
             raise UsageError(f"cannot open a window: {why}. Run with --no-display and --output out.mp4 "
                              "(annotated video) and/or --jsonl events.jsonl instead.")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+        raise UsageError(f"--max-frames must be a whole number >= 1, got {max_frames}.")
+    if output:
+        AtomicVideoWriter.check_name(output)
     cap, live = open_source(source)
     src_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     writer = None
@@ -147,6 +156,7 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
     rss_after_warmup = None
     try:
         if jsonl:
+            # written line by line so it can be followed live (tail -f); every line is a complete event
             Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
             events = open(jsonl, "w", buffering=1)
         while max_frames is None or stats.frames < max_frames:
@@ -212,8 +222,11 @@ def run_cam(recognizer, source: str | int = 0, display: bool = True, output: str
             fps_ema = 1 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / max(dt, 1e-6)
         else:
             stats.end_reason = f"--max-frames {max_frames}"
-    except KeyboardInterrupt:
-        stats.end_reason = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:
+        from fer_edge.signals import signal_name
+
+        stats.end_reason = f"interrupted ({signal_name(getattr(exc, 'signum', None))})"
+        stats.signal = getattr(exc, "signum", None) or 2
     finally:
         stats.seconds = time.perf_counter() - t_start
         end_rss = rss_mb()

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,43 @@ def get_strategy(devices: list[str] | None = None):
 
 
 CLASS_WEIGHTS = ("balanced", "none")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("plateau", "cosine")
+_PATH_FIELDS = ("data", "out", "init", "cache_dir")
+
+
+def _absolute(cfg: TrainConfig, base: Path) -> TrainConfig:
+    """Path options made absolute against `base` (the directory the run was started from), so that
+    `train --resume RUN` works from any directory. `weights` is a path only when it is not a keyword."""
+    changes = {f: str((base / getattr(cfg, f)).resolve()) for f in _PATH_FIELDS
+               if getattr(cfg, f) and not Path(getattr(cfg, f)).is_absolute()}
+    w = str(cfg.weights)
+    if w.lower() not in ("none", "imagenet") and not Path(w).is_absolute():
+        changes["weights"] = str((base / w).resolve())
+    return replace(cfg, **changes)
+
+
+def _started_from(run_dir: Path, out: str) -> Path:
+    """Where a run with a relative --out was started: run_dir = <cwd>/<out>/<name>."""
+    parent = run_dir.resolve().parent
+    parts = Path(out).parts
+    if not Path(out).is_absolute() and len(parent.parts) > len(parts) and parent.parts[-len(parts):] == parts:
+        return Path(*parent.parts[:-len(parts)])
+    return Path.cwd()
+
+
+def _new_run_dir(out: Path, name: str) -> Path:
+    """Create a run directory atomically; two trainings started in the same second into one --out get
+    NAME and NAME-2 instead of colliding."""
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        run_dir = out / (name if k == 1 else f"{name}-{k}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UsageError(f"{out}: cannot create a new run directory named {name}.")
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -95,6 +132,34 @@ def validate_config(cfg: TrainConfig) -> None:
         raise unknown("mix mode", cfg.mix, MIX_MODES)
     if not 0.0 <= cfg.erasing <= 1.0:
         raise UsageError(f"--erasing must be a probability in [0, 1], got {cfg.erasing}.")
+    if cfg.optimizer is not None and cfg.optimizer not in OPTIMIZERS:
+        raise unknown("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.schedule is not None and cfg.schedule not in SCHEDULES:
+        raise unknown("schedule", cfg.schedule, SCHEDULES)
+    import math
+
+    for name, zero_ok in (("lr", False), ("weight_decay", True), ("max_minutes", False), ("mix_alpha", False)):
+        v = getattr(cfg, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite {'non-negative' if zero_ok else 'positive'} "
+                             f"number, got {v}.")
+    for name in ("epochs", "batch_size", "max_train"):
+        v = getattr(cfg, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v}.")
+    if isinstance(cfg.patience, bool) or not isinstance(cfg.patience, int) or cfg.patience < 0:
+        raise UsageError(f"--patience must be a whole number >= 0, got {cfg.patience}.")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise UsageError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}.")
+    from fer_edge.labels import parse_classes
+    from fer_edge.training.registry import get_arch
+
+    parse_classes(cfg.classes)
+    get_arch(cfg.arch)
+    if cfg.init and not Path(cfg.init).is_file():
+        raise UsageError(f"--init {cfg.init}: no such .keras file.")
 
 
 def warm_start(model, source: str | os.PathLike, log=print) -> int:
@@ -267,14 +332,21 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
             raise UsageError(f"--resume {run_dir}: not a run directory (no config.json).")
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = TrainConfig(**saved["train_config"])
+        try:
+            saved = json.loads((run_dir / "config.json").read_text())
+            cfg = TrainConfig(**saved["train_config"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UsageError(f"--resume {run_dir}: config.json is damaged ({exc.__class__.__name__}); "
+                             "start a new run.") from None
+        cfg = _absolute(cfg, _started_from(run_dir, cfg.out))
         if (run_dir / "state.json").is_file():
             state.update(json.loads((run_dir / "state.json").read_text()))
         if saved.get("status") == "finished":
             log(f"{run_dir} already finished; nothing to resume.")
             return run_dir
     validate_config(cfg)
+    if not resume:
+        cfg = _absolute(cfg, Path.cwd())
     info = get_arch(cfg.arch)
     class_map = parse_classes(cfg.classes)
     keras.utils.set_random_seed(cfg.seed)
@@ -289,8 +361,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         x_train, y_train = x_train[idx], y_train[idx]
     if not resume:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(cfg.out) / f"{stamp}-{cfg.arch}-{_classes_tag(class_map)}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = _new_run_dir(Path(cfg.out), f"{stamp}-{cfg.arch}-{_classes_tag(class_map)}")
     lr = cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3)
     opt_name = cfg.optimizer or info.defaults.get("optimizer", "adam")
     schedule = cfg.schedule or info.defaults.get("schedule", "plateau")

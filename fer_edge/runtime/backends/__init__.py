@@ -4,21 +4,34 @@ importing this package, costs nothing."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 from fer_edge.errors import MissingDependency, ModelError, unknown
 from fer_edge.export.formats import format_for_path
 from fer_edge.runtime.backends.base import Backend
 
-#: name -> (module:class, pip hint when the library is missing)
-BACKENDS: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("fer_edge.runtime.backends.onnxruntime:OnnxRuntimeBackend", "pip install onnxruntime"),
-    "litert": ("fer_edge.runtime.backends.litert:LiteRTBackend", 'pip install "fer-edge[tflite]"'),
+#: name -> (module:class, pip hint when the library is missing, the library's import name)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnxruntime": ("fer_edge.runtime.backends.onnxruntime:OnnxRuntimeBackend", "pip install onnxruntime",
+                    "onnxruntime"),
+    "litert": ("fer_edge.runtime.backends.litert:LiteRTBackend", 'pip install "fer-edge[tflite]"', "ai_edge_litert"),
     "tflite-runtime": ("fer_edge.runtime.backends.tflite_runtime:TFLiteRuntimeBackend",
-                       'pip install "fer-edge[tflite-legacy]" (needs numpy<2)'),
-    "tensorflow": ("fer_edge.runtime.backends.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"'),
-    "keras": ("fer_edge.runtime.backends.keras:KerasBackend", 'pip install "fer-edge[train]"'),
+                       'pip install "fer-edge[tflite-legacy]" (needs numpy<2)', "tflite_runtime"),
+    "tensorflow": ("fer_edge.runtime.backends.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"',
+                   "tensorflow"),
+    "keras": ("fer_edge.runtime.backends.keras:KerasBackend", 'pip install "fer-edge[train]"', "keras"),
 }
+#: backends whose native interpreter parses the file itself: untrusted files are probe-loaded in a child
+#: process first (runtime.guard); Keras files are loaded by Keras' safe mode, in Python
+PROBED = ("onnxruntime", "litert", "tflite-runtime", "tensorflow")
+
+
+def installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(BACKENDS[name][2]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -28,9 +41,19 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(mod), cls)
 
 
+def _open(name: str, path: Path, threads, device, trusted: bool) -> Backend:
+    if not trusted and name in PROBED and installed(name):
+        from fer_edge.runtime.guard import verify
+
+        verify(path, name)
+    return backend_class(name).load(path, threads=threads, device=device)
+
+
 def load_backend(path: str | Path, backend: str | None = None, threads: int | None = None,
-                 device: str = "cpu") -> Backend:
-    """Open a model file with `backend`, or with the first installed backend for its format."""
+                 device: str = "cpu", trusted: bool = False) -> Backend:
+    """Open a model file with `backend`, or with the first installed backend for its format. Files not yet
+    seen are probe-loaded in a child process first (see runtime.guard) unless `trusted` (fer-edge's own
+    export, checking what it just wrote)."""
     path = Path(path)
     fmt = format_for_path(path)
     if not path.is_file():
@@ -40,11 +63,11 @@ def load_backend(path: str | Path, backend: str | None = None, threads: int | No
             raise unknown("backend", backend, BACKENDS)
         if backend not in fmt.backends:
             raise ModelError(f"backend '{backend}' cannot run {fmt.suffix} files; use one of: {', '.join(fmt.backends)}.")
-        return backend_class(backend).load(path, threads=threads, device=device)
+        return _open(backend, path, threads, device, trusted)
     missing = []
     for name in fmt.backends:
         try:
-            return backend_class(name).load(path, threads=threads, device=device)
+            return _open(name, path, threads, device, trusted)
         except MissingDependency:
             missing.append(f"{name} ({BACKENDS[name][1]})")
     raise MissingDependency(f"{path}: no installed backend runs {fmt.suffix} files; install one of: {'; '.join(missing)}.")

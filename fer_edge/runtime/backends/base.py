@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_edge.errors import ModelError
 from fer_edge.spec import ModelSpec
 
 
@@ -28,6 +29,25 @@ class Backend:
     @property
     def version(self) -> str:
         return "?"
+
+    def check_graph(self, input_shape, output_shapes) -> None:
+        """Refuse a file whose metadata disagrees with its graph: the input must be (N, *spec.input_shape)
+        and the probability output (the first 2-D one) must have one score per label. Otherwise scores
+        would be dropped or paired with the wrong names, silently. Dynamic dims (None, -1, names) pass."""
+        def dim(d):
+            return int(d) if isinstance(d, (int, np.integer)) and d > 0 else None
+
+        got = [dim(d) for d in input_shape]
+        want = [int(v) for v in self.spec.input_shape]
+        if len(got) != 4 or any(g is not None and g != w for g, w in zip(got[1:], want)):
+            raise ModelError(f"{self.path}: its metadata says the input is (N, {', '.join(map(str, want))}) but the "
+                             f"graph takes {tuple(input_shape)}; the file is corrupt or was edited. Re-export it.")
+        probs = [s for s in output_shapes if len(s) == 2]
+        n = self.spec.num_classes
+        if not probs or dim(probs[0][-1]) not in (n, None):
+            got_n = dim(probs[0][-1]) if probs else "no"
+            raise ModelError(f"{self.path}: its metadata lists {n} labels but the graph outputs {got_n} scores; "
+                             "the file is corrupt or was edited. Re-export it.")
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)

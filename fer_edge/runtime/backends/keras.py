@@ -85,6 +85,7 @@ class KerasBackend(Backend):
         self._tf = tf
         self.model = load_keras_model(self.path)
         self.spec = spec or keras_spec(self.path, self.model)
+        self.check_graph(tuple(self.model.inputs[0].shape), [tuple(o.shape) for o in self.model.outputs])
         self._fn = inference_fn(self.model, self.spec.input_shape)
         return self
 

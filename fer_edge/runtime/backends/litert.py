@@ -4,13 +4,14 @@
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from fer_edge._optional import require
 from fer_edge.errors import ModelError
-from fer_edge.export.metadata import read_tflite_metadata
+from fer_edge.metadata import read_tflite_metadata
 from fer_edge.runtime.backends.base import Backend, dequantize, quantize
 
 
@@ -35,12 +36,15 @@ class LiteRTBackend(Backend):
         self._mod = mod
         self.spec = read_tflite_metadata(self.path)  # refuse files without metadata before anything else
         self._threads = threads
+        self._lock = threading.Lock()  # a TFLite interpreter is not thread-safe: one call at a time
         self.delegate = "xnnpack"
         try:
             self._make(None)
         except (ValueError, RuntimeError) as exc:
             if not self._fallback(exc):
                 raise ModelError(f"{self.path}: {self.name} cannot load it ({str(exc).splitlines()[0][:200]}).") from None
+        self.check_graph(self._in["shape_signature"] if "shape_signature" in self._in else self._in["shape"],
+                         [list(d.get("shape_signature", d["shape"])) for d in self._outs])
         return self
 
     def _make(self, resolver) -> None:
@@ -84,6 +88,10 @@ class LiteRTBackend(Backend):
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         batch = self.check_batch(batch)
+        with self._lock:
+            return self._run(batch)
+
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         self._resize(len(batch))
         dtype = self._in["dtype"]
         if np.issubdtype(dtype, np.integer):

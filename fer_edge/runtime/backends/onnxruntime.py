@@ -7,7 +7,7 @@ import numpy as np
 
 from fer_edge._optional import require
 from fer_edge.errors import ModelError, UsageError
-from fer_edge.export.metadata import spec_from_onnx_props
+from fer_edge.metadata import read_onnx_metadata
 from fer_edge.runtime.backends.base import Backend
 
 
@@ -65,8 +65,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt files
             raise ModelError(f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]}).") from None
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.spec = spec_from_onnx_props(props, str(self.path))
+        self.spec = read_onnx_metadata(self.path, self.session)
         self.note = ""
         if _needs_exact_kernels(self.spec):
             self.session, self.note = _exact_session(ort, self.path, opts, providers)
@@ -74,6 +73,7 @@ class OnnxRuntimeBackend(Backend):
         self._input_name = inp.name
         self._dtype = np.uint8 if "uint8" in inp.type else np.float32
         self._outputs = [o.name for o in self.session.get_outputs()]
+        self.check_graph(inp.shape, [o.shape for o in self.session.get_outputs()])
         return self
 
     @property

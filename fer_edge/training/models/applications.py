@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.errors import ModelError
 from fer_edge.training.models.common import apply_dense_head

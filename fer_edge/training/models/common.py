@@ -1,8 +1,7 @@
 """Small functional-Keras helpers shared by the builders (keras-hub style apply_* blocks)."""
 from __future__ import annotations
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 
 def apply_input(input_shape, name: str = "pixels"):

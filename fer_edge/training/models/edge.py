@@ -13,8 +13,7 @@ TFLite and ONNX QDQ run natively: Conv, Add, ReLU, MaxPool, Mean, FullyConnected
 """
 from __future__ import annotations
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.training.models.common import apply_conv_bn, apply_input
 from fer_edge.training.registry import register_model

@@ -3,8 +3,7 @@ Networks for Emotion and Gender Classification" (arXiv:1710.07557): depthwise-se
 residual blocks, no dense layers, GAP over per-class maps (~60 k params)."""
 from __future__ import annotations
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.training.models.common import apply_conv_bn, apply_input
 from fer_edge.training.registry import register_model

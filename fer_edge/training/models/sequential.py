@@ -1,8 +1,7 @@
 """`sequential`: the study's small CNN (Conv -> Pool x2 -> Flatten -> 128 -> Dropout 0.5 -> softmax)."""
 from __future__ import annotations
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.training.models.common import apply_input
 from fer_edge.training.registry import register_model

@@ -5,8 +5,7 @@ Source: Simonyan & Zisserman 2015 (arXiv:1409.1556), scaled to 48x48 inputs; hea
 """
 from __future__ import annotations
 
-import keras
-from keras import layers
+from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.training.models.common import apply_conv_bn, apply_dense_head, apply_input
 from fer_edge.training.registry import register_model

@@ -1,0 +1,179 @@
+"""Read, write and check the ModelSpec embedded in model files. Needs no TensorFlow and no onnx package,
+so the runtime reads it (ground floor: imports only `spec` and `errors`).
+
+- TFLite: a small zip with `fer_edge_spec.json` appended after the flatbuffer (as Ultralytics does);
+  interpreters ignore trailing bytes, and `zipfile` finds the archive from the end.
+- ONNX: `metadata_props[fer_edge_spec]`, read back through onnxruntime's model metadata.
+
+Both carry `graph_sha256`, the SHA-256 of the graph bytes (the flatbuffer before the zip; the ONNX
+`ModelProto.graph` field), so a bit-flipped or truncated copy is refused before an interpreter sees it.
+Reading is bounded: the member's declared and actual size, its compression method and encryption
+are checked before anything is inflated (a 1.5 MB file must not inflate to 1 GiB).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+import zlib
+from pathlib import Path
+
+from fer_edge.errors import ModelError
+from fer_edge.spec import METADATA_KEY, SPEC_LIMITS, ModelSpec
+
+_MEMBER = METADATA_KEY + ".json"
+_ONNX_GRAPH_FIELD = 7  # onnx.proto: ModelProto.graph = 7
+
+
+def _read_member(zf: zipfile.ZipFile, where: str) -> bytes:
+    limit = SPEC_LIMITS["max_json_bytes"]
+    info = zf.getinfo(_MEMBER)
+    if info.flag_bits & 0x1:
+        raise ModelError(f"{where}: its fer-edge metadata is encrypted; this is not a fer-edge export.")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelError(f"{where}: its fer-edge metadata uses an unsupported compression (method "
+                         f"{info.compress_type}); re-export it with `fer-edge export`.")
+    if info.file_size > limit:
+        raise ModelError(f"{where}: its fer-edge metadata claims {info.file_size:,} bytes (limit {limit:,}); "
+                         "the file is corrupt or hostile.")
+    with zf.open(info) as fh:
+        data = fh.read(limit + 1)  # the declared size can lie: never inflate past the limit
+    if len(data) > limit:
+        raise ModelError(f"{where}: its fer-edge metadata inflates past {limit:,} bytes; the file is corrupt or hostile.")
+    return data
+
+
+def tflite_parts(data: bytes, where: str = "model") -> tuple[bytes, bytes | None]:
+    """(flatbuffer, metadata JSON bytes or None) of a .tflite file's bytes."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            info = zf.getinfo(_MEMBER)
+            text = _read_member(zf, where)
+        return data[: info.header_offset], text
+    except (zipfile.BadZipFile, KeyError):
+        return data, None
+    except ModelError:
+        raise
+    except (zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError, OSError) as exc:
+        raise ModelError(f"{where}: its fer-edge metadata is corrupt ({exc.__class__.__name__}: "
+                         f"{str(exc)[:100]}); re-export it with `fer-edge export`.") from None
+
+
+def read_tflite_metadata(path: str | Path) -> ModelSpec:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+    flatbuffer, text = tflite_parts(data, str(path))
+    if text is None:
+        raise ModelError(f"{path}: no fer-edge metadata in this .tflite; export it with `fer-edge export`.")
+    spec = ModelSpec.from_json(text, where=str(path))
+    check_graph_digest(spec, flatbuffer, str(path))
+    return spec
+
+
+def append_tflite_metadata(path: str | Path, spec: ModelSpec) -> ModelSpec:
+    """Append the spec (with the flatbuffer's digest) to a bare .tflite file; returns the spec written."""
+    path = Path(path)
+    spec = spec.replace(graph_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_MEMBER, spec.to_json())
+    return spec
+
+
+def tflite_flatbuffer(path: str | Path) -> bytes:
+    """The model bytes without the appended metadata zip (what converters/analysers expect)."""
+    return tflite_parts(Path(path).read_bytes(), str(path))[0]
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(10):
+        if i >= len(data):
+            raise ValueError("truncated varint")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+    raise ValueError("varint too long")
+
+
+def onnx_graph_bytes(data: bytes) -> bytes | None:
+    """The serialized GraphProto inside an ONNX file's bytes (top-level protobuf field 7), or None when
+    the bytes are not a well-formed top-level message. Reads the wire format directly: no onnx package."""
+    i, n = 0, len(data)
+    try:
+        while i < n:
+            key, i = _varint(data, i)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                _, i = _varint(data, i)
+            elif wire == 1:
+                i += 8
+            elif wire == 5:
+                i += 4
+            elif wire == 2:
+                length, i = _varint(data, i)
+                if i + length > n:
+                    return None
+                if field == _ONNX_GRAPH_FIELD:
+                    return data[i:i + length]
+                i += length
+            else:
+                return None
+    except ValueError:
+        return None
+    return None
+
+
+def set_onnx_metadata(model_proto, spec: ModelSpec) -> ModelSpec:
+    """Set metadata_props on an onnx.ModelProto in place (replacing an older spec), with the graph's digest
+    as it will be serialized; returns the spec written."""
+    for p in list(model_proto.metadata_props):
+        if p.key == METADATA_KEY:
+            model_proto.metadata_props.remove(p)
+    graph = onnx_graph_bytes(model_proto.SerializeToString())
+    spec = spec.replace(graph_sha256=hashlib.sha256(graph).hexdigest() if graph is not None else None)
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, spec.to_json()
+    return spec
+
+
+def spec_from_onnx_props(props: dict, where: str) -> ModelSpec:
+    if METADATA_KEY not in props:
+        raise ModelError(f"{where}: no fer-edge metadata in this .onnx; export it with `fer-edge export`.")
+    return ModelSpec.from_json(props[METADATA_KEY], where=where)
+
+
+def read_onnx_metadata(path: str | Path, session=None) -> ModelSpec:
+    """The spec of an .onnx file, through an open onnxruntime session when given, checked against the
+    file's graph digest."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+    if session is None:
+        from fer_edge._optional import require
+
+        session = require("onnxruntime").InferenceSession(data, providers=["CPUExecutionProvider"])
+    try:
+        props = dict(session.get_modelmeta().custom_metadata_map)
+    except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: its ONNX metadata is not readable text ({exc.__class__.__name__}); "
+                         "the file is corrupt or not a fer-edge export.") from None
+    spec = spec_from_onnx_props(props, str(path))
+    graph = onnx_graph_bytes(data)
+    check_graph_digest(spec, graph if graph is not None else b"", str(path))
+    return spec
+
+
+def check_graph_digest(spec: ModelSpec, graph: bytes, where: str) -> None:
+    """Refuse a file whose graph bytes differ from the digest its metadata carries (files exported before
+    fer-edge wrote digests carry none and are accepted)."""
+    if spec.graph_sha256 and hashlib.sha256(graph).hexdigest() != spec.graph_sha256:
+        raise ModelError(f"{where}: the model graph does not match the checksum in its metadata (a corrupt, "
+                         "truncated or edited copy); re-download or re-export it.")
