@@ -308,6 +308,7 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
                     eval_sets, log) -> list[BenchRow]:
     from fer_edge.runtime.backends import BACKENDS, PROBED, backend_class, installed
     from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.metadata import precheck
     from fer_edge.runtime.guard import verify
 
     rows = []
@@ -321,6 +322,7 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
         base.size_kb = round(size / 1024, 1) if size else None
         try:
             if name in PROBED and installed(name):
+                precheck(path)
                 verify(path, name)  # before the clock starts: an untrusted file is test-loaded once
             t0 = time.perf_counter()
             b = backend_class(name).load(path, threads=th, device=device)

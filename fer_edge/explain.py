@@ -116,8 +116,12 @@ def _map_stats(m: np.ndarray) -> dict:
 
 def explain_images(model_path: str | Path, images: list[str], method: str = "gradcam", target: str = "top",
                    top_k: int = 3, output: str | Path | None = None, layer: str | None = None,
-                   margin: float | None = None) -> list[dict]:
-    """Explain every face of every image; writes one composed PNG per image to `output`."""
+                   margin: float | None = None, overwrite: bool = False) -> list[dict]:
+    """Explain every face of every image; writes one composed PNG per image to `output` (the output policy
+    of `predict`: unique names, never an input, existing files only with `overwrite`; an unreadable image
+    is a record with an "error", not the end of the batch)."""
+    from fer_edge.errors import FerEdgeError
+    from fer_edge.outputs import annotated_names, check_outputs
     from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
     from fer_edge.runtime.backends.keras import KerasBackend
     from fer_edge.runtime.detect import HaarFaceDetector
@@ -132,12 +136,20 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
         raise unknown("target class", target, ["top", *spec.labels])
     det = HaarFaceDetector()
     out_dir = Path(output) if output else None
+    files = collect_images(images)
+    targets = [None] * len(files)
     if out_dir:
+        targets = [out_dir / n for n in annotated_names(files, f"_{method}.png")]
+        check_outputs(targets, files, overwrite)
         out_dir.mkdir(parents=True, exist_ok=True)
     margin = spec.crop_margin if margin is None else margin
     records = []
-    for f in collect_images(images):
-        img = read_image(f)
+    for f, target_png in zip(files, targets):
+        try:
+            img = read_image(f)
+        except FerEdgeError as exc:
+            records.append({"image": str(f), "error": str(exc), "faces": []})
+            continue
         gray = to_gray(img)
         boxes = det.detect(gray)
         if not boxes and max(gray.shape) <= 100:  # already a face crop (e.g. a FER2013 image)
@@ -169,7 +181,6 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
         if out_dir:
             width = max(t.shape[1] for t in tiles)
             sheet = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0))) for t in tiles])
-            target_png = out_dir / f"{f.stem}_{method}.png"
             write_image_atomic(target_png, sheet)
             rec["output"] = str(target_png)
         records.append(rec)

@@ -101,32 +101,84 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
     raise ValueError("varint too long")
 
 
+def _fields(data: bytes):
+    """(field number, wire type, value) of each top-level field of a protobuf message: value is the raw
+    bytes of length-delimited fields. Raises ValueError on malformed input."""
+    i, n = 0, len(data)
+    while i < n:
+        key, i = _varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 1:
+            value, i = data[i:i + 8], i + 8
+        elif wire == 5:
+            value, i = data[i:i + 4], i + 4
+        elif wire == 2:
+            length, i = _varint(data, i)
+            if i + length > n:
+                raise ValueError("truncated field")
+            value, i = data[i:i + length], i + length
+        else:
+            raise ValueError(f"wire type {wire}")
+        if i > n:
+            raise ValueError("truncated field")
+        yield field, wire, value
+
+
 def onnx_graph_bytes(data: bytes) -> bytes | None:
     """The serialized GraphProto inside an ONNX file's bytes (top-level protobuf field 7), or None when
     the bytes are not a well-formed top-level message. Reads the wire format directly: no onnx package."""
-    i, n = 0, len(data)
     try:
-        while i < n:
-            key, i = _varint(data, i)
-            field, wire = key >> 3, key & 7
-            if wire == 0:
-                _, i = _varint(data, i)
-            elif wire == 1:
-                i += 8
-            elif wire == 5:
-                i += 4
-            elif wire == 2:
-                length, i = _varint(data, i)
-                if i + length > n:
-                    return None
-                if field == _ONNX_GRAPH_FIELD:
-                    return data[i:i + length]
-                i += length
-            else:
-                return None
+        for field, wire, value in _fields(data):
+            if field == _ONNX_GRAPH_FIELD and wire == 2:
+                return value
     except ValueError:
         return None
     return None
+
+
+def onnx_metadata_text(data: bytes, where: str = "model") -> bytes | None:
+    """The raw fer-edge metadata value of an ONNX file's bytes (ModelProto.metadata_props = 14, entries
+    of key = 1 / value = 2), without onnxruntime; None when absent. ModelError when malformed."""
+    try:
+        for field, wire, value in _fields(data):
+            if field == 14 and wire == 2:
+                entry = {f: v for f, w, v in _fields(value) if w == 2}
+                if entry.get(1) == METADATA_KEY.encode():
+                    return entry.get(2, b"")
+    except ValueError:
+        raise ModelError(f"{where}: not a well-formed ONNX file (a truncated or corrupt copy?).") from None
+    return None
+
+
+def precheck(path: str | Path) -> ModelSpec:
+    """Everything that can be checked about a .tflite/.onnx file without handing it to a native
+    interpreter: the metadata (bounded, validated) and the graph checksum. Cheap (one read, one hash)
+    and safe, so it runs before the child-process probe."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+    if path.suffix.lower() == ".tflite":
+        flatbuffer, text = tflite_parts(data, str(path))
+        if text is None:
+            raise ModelError(f"{path}: no fer-edge metadata in this .tflite; export it with `fer-edge export`.")
+        spec = ModelSpec.from_json(text, where=str(path))
+        check_graph_digest(spec, flatbuffer, str(path))
+        return spec
+    text = onnx_metadata_text(data, str(path))
+    if text is None:
+        raise ModelError(f"{path}: no fer-edge metadata in this .onnx; export it with `fer-edge export`.")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: its fer-edge metadata is not UTF-8 text; the file is corrupt.") from None
+    spec = ModelSpec.from_json(text, where=str(path))
+    graph = onnx_graph_bytes(data)
+    check_graph_digest(spec, graph if graph is not None else b"", str(path))
+    return spec
 
 
 def set_onnx_metadata(model_proto, spec: ModelSpec) -> ModelSpec:

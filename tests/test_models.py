@@ -20,7 +20,7 @@ def test_registry_lists_the_study_and_ours():
     assert resolve_archs("all") == list_models()
 
 
-FULL_SIZE = {"vgg16", "resnet50", "resnet50v2"}  # 15-25 M parameters: ~30 s each on 2 cores, so under -m slow
+FULL_SIZE = {"vgg16", "resnet50", "resnet50v2", "efficientnetb0"}  # ImageNet-size backbones: 30 s each on 2 cores (-m slow)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in FULL_SIZE else n

@@ -23,7 +23,8 @@ def explain_cmd(
     checks: bool = typer.Option(False, "--checks", help="Run the sanity, deletion and edge-agreement checks."),
     data: str = typer.Option("../shared/fer2013", "--data", help="FER2013 for --checks (PublicTest sample)."),
     edge_model: Optional[str] = typer.Option(None, "--edge-model", help="A file exported with --explain, for --checks."),
-    n: int = typer.Option(200, "--n", help="Faces for --checks."),
+    n: int = typer.Option(200, "--n", min=1, help="Faces for --checks."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace overlay PNGs that already exist."),
 ):
     """Explain predictions: one PNG per image with the face and heatmaps of its top classes."""
     from pathlib import Path
@@ -40,13 +41,14 @@ def explain_cmd(
         return print_json(res)
     if not images:
         raise UsageError("give image files or folders to explain (or --checks).")
-    records = explain_images(p, images, method=method, target=target, top_k=top_k, output=output, layer=layer)
+    records = explain_images(p, images, method=method, target=target, top_k=top_k, output=output, layer=layer,
+                             overwrite=overwrite)
     if json_out:
         return print_json(records)
     c = console()
     for r in records:
         if not r["faces"]:
-            c.print(f"{safe(r['image'])}: {safe(r.get('note', 'no face found'))}")
+            c.print(f"{safe(r['image'])}: {safe(r.get('error') or r.get('note', 'no face found'))}")
             continue
         for f in r["faces"]:
             c.print(f"{safe(r['image'])}: face at {tuple(f['box'])}: " +

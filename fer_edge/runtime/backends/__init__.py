@@ -43,8 +43,10 @@ def backend_class(name: str) -> type[Backend]:
 
 def _open(name: str, path: Path, threads, device, trusted: bool) -> Backend:
     if not trusted and name in PROBED and installed(name):
+        from fer_edge.metadata import precheck
         from fer_edge.runtime.guard import verify
 
+        precheck(path)  # metadata and checksum, in Python: most bad files end here, cheaply
         verify(path, name)
     return backend_class(name).load(path, threads=threads, device=device)
 
