@@ -12,7 +12,9 @@ import typer
 
 
 def quiet_tf() -> None:
-    """Silence TensorFlow's C++ and absl chatter before it is imported."""
+    """Silence TensorFlow's C++ and absl chatter, and OpenCV's decoder logging (a corrupt image in a
+    batch is reported once, as fer-edge's own `error:` line), before they are imported."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

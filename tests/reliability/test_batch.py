@@ -30,6 +30,8 @@ def test_predict_processes_the_good_images_and_reports_the_bad(tmp_path):
     assert len(records) == 7
     assert sum("error" in rec for rec in records) == 2 and sum("faces" in rec for rec in records) == 5
     assert "5 of 7 images processed" in r.stderr
+    assert "[ERROR" not in r.stderr  # OpenCV's decoder log is silenced: each bad file is one error: line
+    assert sum(l.startswith("error: ") for l in r.stderr.splitlines()) == 2
     r = run_cli("predict", str(d), "--json", "--strict")
     assert r.returncode == 1 and len(json.loads(r.stdout)) == 7
 

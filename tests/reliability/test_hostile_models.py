@@ -122,6 +122,21 @@ def test_hostile_flatbuffers_are_errors_or_valid_models(tmp_path):
         assert out.shape == (2, 7)
 
 
+def test_a_file_that_segfaults_litert_is_an_error_here(tmp_path):
+    """Found by the 2,000-case fuzz (seed 1010): flatbuffer bits flipped, checksum recomputed. LiteRT
+    itself dies on it (SIGSEGV at load); through fer-edge it is a ModelError and this process lives."""
+    pytest.importorskip("ai_edge_litert")
+    p = H.mutated_model(tmp_path, 1010)
+    code = ("from fer_edge.runtime.backends import load_backend\n"
+            f"load_backend({str(p)!r}, backend='litert')\n")
+    raw = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120,
+                         env={**__import__("os").environ, "FER_EDGE_TRUST_MODELS": "1"})
+    if raw.returncode != -11:
+        pytest.skip(f"this LiteRT does not crash on the fuzz file (exit {raw.returncode})")
+    with pytest.raises(ModelError, match=r"litert crashes on this file \(SIGSEGV"):
+        load_backend(p, backend="litert")
+
+
 def test_a_crashing_interpreter_is_a_one_line_error(tmp_path, monkeypatch):
     """The parent's side of the probe: a child killed by a signal (as LiteRT was by a bit-flipped file,
     exit 139) becomes a ModelError naming the signal, and the file is not remembered as verified."""
