@@ -3,7 +3,7 @@ so the runtime reads it (ground floor: imports only `spec` and `errors`).
 
 - TFLite: a small zip with `fer_edge_spec.json` appended after the flatbuffer (as Ultralytics does);
   interpreters ignore trailing bytes, and `zipfile` finds the archive from the end.
-- ONNX: `metadata_props[fer_edge_spec]`, read back through onnxruntime's model metadata.
+- ONNX: `metadata_props[fer_edge_spec]`, read back from the protobuf wire format (no onnx package).
 
 Both carry `graph_sha256`, the SHA-256 of the graph bytes (the flatbuffer before the zip; the ONNX
 `ModelProto.graph` field), so a bit-flipped or truncated copy is refused before an interpreter sees it.
@@ -59,13 +59,17 @@ def tflite_parts(data: bytes, where: str = "model") -> tuple[bytes, bytes | None
                          f"{str(exc)[:100]}); re-export it with `fer-edge export`.") from None
 
 
-def read_tflite_metadata(path: str | Path) -> ModelSpec:
-    path = Path(path)
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
-    flatbuffer, text = tflite_parts(data, str(path))
+
+
+def read_tflite_metadata(path: str | Path) -> ModelSpec:
+    """The validated spec of a .tflite file, its graph checked against the digest (no interpreter)."""
+    path = Path(path)
+    flatbuffer, text = tflite_parts(_read(path), str(path))
     if text is None:
         raise ModelError(f"{path}: no fer-edge metadata in this .tflite; export it with `fer-edge export`.")
     spec = ModelSpec.from_json(text, where=str(path))
@@ -157,28 +161,7 @@ def precheck(path: str | Path) -> ModelSpec:
     interpreter: the metadata (bounded, validated) and the graph checksum. Cheap (one read, one hash)
     and safe, so it runs before the child-process probe."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
-    if path.suffix.lower() == ".tflite":
-        flatbuffer, text = tflite_parts(data, str(path))
-        if text is None:
-            raise ModelError(f"{path}: no fer-edge metadata in this .tflite; export it with `fer-edge export`.")
-        spec = ModelSpec.from_json(text, where=str(path))
-        check_graph_digest(spec, flatbuffer, str(path))
-        return spec
-    text = onnx_metadata_text(data, str(path))
-    if text is None:
-        raise ModelError(f"{path}: no fer-edge metadata in this .onnx; export it with `fer-edge export`.")
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ModelError(f"{path}: its fer-edge metadata is not UTF-8 text; the file is corrupt.") from None
-    spec = ModelSpec.from_json(text, where=str(path))
-    graph = onnx_graph_bytes(data)
-    check_graph_digest(spec, graph if graph is not None else b"", str(path))
-    return spec
+    return read_tflite_metadata(path) if path.suffix.lower() == ".tflite" else read_onnx_metadata(path)
 
 
 def set_onnx_metadata(model_proto, spec: ModelSpec) -> ModelSpec:
@@ -194,30 +177,19 @@ def set_onnx_metadata(model_proto, spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def spec_from_onnx_props(props: dict, where: str) -> ModelSpec:
-    if METADATA_KEY not in props:
-        raise ModelError(f"{where}: no fer-edge metadata in this .onnx; export it with `fer-edge export`.")
-    return ModelSpec.from_json(props[METADATA_KEY], where=where)
-
-
-def read_onnx_metadata(path: str | Path, session=None) -> ModelSpec:
-    """The spec of an .onnx file, through an open onnxruntime session when given, checked against the
-    file's graph digest."""
+def read_onnx_metadata(path: str | Path) -> ModelSpec:
+    """The validated spec of an .onnx file, read from the protobuf wire format (no onnxruntime, no onnx
+    package), its graph checked against the digest."""
     path = Path(path)
+    data = _read(path)
+    text = onnx_metadata_text(data, str(path))
+    if text is None:
+        raise ModelError(f"{path}: no fer-edge metadata in this .onnx; export it with `fer-edge export`.")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc}).") from None
-    if session is None:
-        from fer_edge._optional import require
-
-        session = require("onnxruntime").InferenceSession(data, providers=["CPUExecutionProvider"])
-    try:
-        props = dict(session.get_modelmeta().custom_metadata_map)
-    except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: its ONNX metadata is not readable text ({exc.__class__.__name__}); "
-                         "the file is corrupt or not a fer-edge export.") from None
-    spec = spec_from_onnx_props(props, str(path))
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: its fer-edge metadata is not UTF-8 text; the file is corrupt.") from None
+    spec = ModelSpec.from_json(text, where=str(path))
     graph = onnx_graph_bytes(data)
     check_graph_digest(spec, graph if graph is not None else b"", str(path))
     return spec

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from fer_edge.metadata import (append_tflite_metadata, onnx_graph_bytes, read_onnx_metadata,  # noqa: F401
-                               read_tflite_metadata, set_onnx_metadata, spec_from_onnx_props, tflite_flatbuffer)
+                               read_tflite_metadata, set_onnx_metadata, tflite_flatbuffer)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

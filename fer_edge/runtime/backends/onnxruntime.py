@@ -65,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt files
             raise ModelError(f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]}).") from None
-        self.spec = read_onnx_metadata(self.path, self.session)
+        self.spec = read_onnx_metadata(self.path)
         self.note = ""
         if _needs_exact_kernels(self.spec):
             self.session, self.note = _exact_session(ort, self.path, opts, providers)
