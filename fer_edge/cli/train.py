@@ -39,15 +39,23 @@ def train_cmd(
     init: Optional[str] = typer.Option(None, "--init", help="Warm start from a .keras model (layers matched by name)."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras model "
+                                          "(its soft targets on each augmented batch; never saved with the student)."),
+    kd_temperature: float = typer.Option(3.0, "--kd-temperature", help="Distillation temperature T."),
+    kd_alpha: float = typer.Option(0.7, "--kd-alpha", help="Weight of the teacher's soft targets (1 - A: the labels)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Keras backend: tensorflow | jax | torch "
+                                          "(default: $KERAS_BACKEND, else tensorflow). The run directory is the "
+                                          "same on each; export loads model.keras under TensorFlow."),
 ):
     """Train on FER2013 and write a complete run directory (printed last)."""
-    from fer_edge._optional import require
+    from fer_edge.keras_backends import select_backend
+
+    select_backend(backend)  # before anything imports Keras: Keras reads its backend once
     from fer_edge.labels import parse_classes
     from fer_edge.training.registry import resolve_archs
     from fer_edge.training.train import TrainConfig, train, validate_config, write_leaderboard
 
     if resume:
-        require("tensorflow")
         run = train(TrainConfig(data=data), resume=resume)
         typer.echo(str(run))
         return _exit_for([run])
@@ -59,12 +67,12 @@ def train_cmd(
                     class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
                     schedule=schedule, patience=patience, strict=strict, max_train=max_train,
                     max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
-                    weight_decay=weight_decay, init=init)
+                    weight_decay=weight_decay, init=init, teacher=teacher, kd_temperature=kd_temperature,
+                    kd_alpha=kd_alpha)
         for name in names
     ]
     for cfg in configs:
         validate_config(cfg)  # a bad option fails now, before TensorFlow loads and before any run directory
-    require("tensorflow")
     runs = [train(cfg) for cfg in configs]
     if len(runs) > 1:
         from pathlib import Path

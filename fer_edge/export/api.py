@@ -150,7 +150,9 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     with each other (`min_cross_agreement`).
     """
     from fer_edge._optional import require
+    from fer_edge.keras_backends import select_backend
 
+    select_backend("tensorflow")  # the export toolchain (TFLite converter, tf2onnx) is TensorFlow's
     require("tensorflow")
     from fer_edge.data import load_splits, stratified_sample
     from fer_edge.export.onnx import ONNX_INT8_METHODS

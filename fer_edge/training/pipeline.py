@@ -1,5 +1,7 @@
-"""tf.data input pipeline. Augmentation runs here, in the pipeline only, as Keras preprocessing
-layers and batch ops, so it never reaches the saved inference model or an exported graph."""
+"""Input pipelines. Augmentation runs here, in the pipeline only, so it never reaches the saved inference
+model or an exported graph: tf.data with Keras preprocessing layers and TF batch ops on the TensorFlow
+backend; numpy/OpenCV twins of the same recipes in a Keras PyDataset on JAX and PyTorch
+(`make_batches` picks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -115,3 +117,129 @@ def make_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int
     if mix != "none":
         ds = ds.map(lambda xb, yb: mix_batch(xb, yb, mix, mix_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The same recipes without TensorFlow, for the JAX and PyTorch backends: numpy + OpenCV in a Keras
+# PyDataset (batches of float32 0..255 and one-hot or mixed soft labels), on the host, never in the model.
+# Random streams are derived from (seed, epoch, batch), so a batch does not depend on worker order.
+
+def augment_np(xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """build_augmenter()'s recipe on a (N, H, W, C) float32 batch: horizontal flip (p 0.5), rotation
+    ±0.05 turn, translation ±10 %, zoom ±10 % (edges replicated, as fill_mode="nearest"), brightness
+    ±0.1 x 255, contrast x[0.8, 1.2] about each image's mean; clipped to 0..255."""
+    import cv2
+
+    n, h, w, c = xb.shape
+    out = np.empty_like(xb)
+    flips = rng.random(n) < 0.5
+    angles = rng.uniform(-0.05, 0.05, n) * 360.0
+    zooms = 1.0 + rng.uniform(-0.1, 0.1, n)
+    shifts = rng.uniform(-0.1, 0.1, (n, 2)) * (w, h)
+    for i in range(n):
+        img = xb[i, :, :, 0] if c == 1 else xb[i]
+        if flips[i]:
+            img = img[:, ::-1]
+        m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), float(angles[i]), float(zooms[i]))
+        m[:, 2] += shifts[i]
+        warped = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        out[i] = warped.reshape(h, w, c)
+    out += rng.uniform(-0.1, 0.1, (n, 1, 1, 1)).astype(np.float32) * 255.0
+    mean = out.mean(axis=(1, 2), keepdims=True)
+    out = (out - mean) * rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32) + mean
+    return np.clip(out, 0.0, 255.0)
+
+
+def _boxes_np(rng: np.random.Generator, n: int, h: int, w: int, area: np.ndarray, aspect: np.ndarray) -> np.ndarray:
+    """numpy twin of _boxes: (n, h, w, 1) masks of rectangles of the given area fraction and aspect."""
+    bh = np.clip(np.round(np.sqrt(area * aspect) * h), 0, h)
+    bw = np.clip(np.round(np.sqrt(area / aspect) * w), 0, w)
+    cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+    y0, y1 = np.maximum(cy - bh / 2, 0), np.minimum(cy + bh / 2, h)
+    x0, x1 = np.maximum(cx - bw / 2, 0), np.minimum(cx + bw / 2, w)
+    ys = np.arange(h)[None, :, None] + 0.5
+    xs = np.arange(w)[None, None, :] + 0.5
+    inside = ((ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None]))
+    return inside[..., None]
+
+
+def random_erasing_np(xb: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """numpy twin of random_erasing (same area, aspect and noise distributions)."""
+    n, h, w = xb.shape[:3]
+    area = rng.uniform(0.02, 0.25, n)
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3), n))
+    mask = _boxes_np(rng, n, h, w, area, aspect) & (rng.random((n, 1, 1, 1)) < p)
+    return np.where(mask, rng.uniform(0, 255, xb.shape).astype(np.float32), xb)
+
+
+def mix_batch_np(xb: np.ndarray, yb: np.ndarray, mode: str, alpha: float, rng: np.random.Generator):
+    """numpy twin of mix_batch: MixUp or CutMix with a shuffled copy, labels follow the mixed pixels."""
+    n, h, w = xb.shape[:3]
+    perm = rng.permutation(n)
+    x2, y2 = xb[perm], yb[perm]
+    lam = rng.beta(alpha, alpha, n).astype(np.float32)
+    if mode == "mixup":
+        x = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * x2
+    elif mode == "cutmix":
+        mask = _boxes_np(rng, n, h, w, 1.0 - lam, np.ones(n))
+        x = np.where(mask, x2, xb)
+        lam = 1.0 - mask.mean(axis=(1, 2, 3)).astype(np.float32)
+    else:
+        raise ValueError(f"unknown mix mode {mode!r}; choose one of {MIX_MODES}")
+    return x.astype(np.float32), (lam[:, None] * yb + (1 - lam[:, None]) * y2).astype(np.float32)
+
+
+def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, *, shuffle: bool = False,
+                       augment: bool = False, seed: int = 42, mix: str = "none", mix_alpha: float = 0.2,
+                       erasing: float = 0.0):
+    """make_dataset's contract as a keras.utils.PyDataset: runs on every Keras backend, no TensorFlow."""
+    import keras
+
+    if mix not in MIX_MODES:
+        raise ValueError(f"unknown mix mode {mix!r}; choose one of {MIX_MODES}")
+
+    class ArrayBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if not shuffle:
+                return np.arange(len(x))
+            return np.random.default_rng([seed, self.epoch]).permutation(len(x))
+
+        def __len__(self) -> int:
+            return (len(x) + batch_size - 1) // batch_size
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            xb = x[idx].astype(np.float32)
+            if xb.ndim == 3:
+                xb = xb[..., None]
+            yb = np.eye(num_classes, dtype=np.float32)[y[idx]]
+            rng = np.random.default_rng([seed, self.epoch, i])
+            if augment:
+                xb = augment_np(xb, rng)
+            if erasing > 0:
+                xb = random_erasing_np(xb, erasing, rng)
+            if mix != "none":
+                xb, yb = mix_batch_np(xb, yb, mix, mix_alpha, rng)
+            return xb, yb
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = self._order()
+
+    return ArrayBatches()
+
+
+def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, **kw):
+    """The input pipeline for the active Keras backend: tf.data on TensorFlow (as every bundled and
+    documented run was trained), the numpy PyDataset on JAX and PyTorch."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return make_dataset(x, y, num_classes, batch_size, **kw)
+    return make_array_batches(x, y, num_classes, batch_size, **kw)

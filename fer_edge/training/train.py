@@ -52,6 +52,9 @@ class TrainConfig:
     mix_alpha: float = 0.2  # Beta(alpha, alpha) for the mixing coefficient
     erasing: float = 0.0  # Random Erasing probability per training image
     init: str | None = None  # warm start: copy weights by layer name from this .keras model
+    teacher: str | None = None  # distillation: a run directory or .keras model (training.distill)
+    kd_temperature: float = 3.0
+    kd_alpha: float = 0.7  # weight of the teacher's soft targets (1 - alpha: the labels)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,6 +69,15 @@ def save_keras_atomic(model, path: Path) -> None:
     tmp = path.with_name(path.stem + ".partial.keras")
     model.save(tmp)
     os.replace(tmp, path)
+
+
+class _SingleDevice:
+    """The strategy stand-in for JAX and PyTorch: Keras places the model on the backend's default device."""
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def get_strategy(devices: list[str] | None = None):
@@ -83,7 +95,7 @@ def get_strategy(devices: list[str] | None = None):
 CLASS_WEIGHTS = ("balanced", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "cosine")
-_PATH_FIELDS = ("data", "out", "init", "cache_dir")
+_PATH_FIELDS = ("data", "out", "init", "cache_dir", "teacher")
 
 
 def _absolute(cfg: TrainConfig, base: Path) -> TrainConfig:
@@ -160,6 +172,12 @@ def validate_config(cfg: TrainConfig) -> None:
     get_arch(cfg.arch)
     if cfg.init and not Path(cfg.init).is_file():
         raise UsageError(f"--init {cfg.init}: no such .keras file.")
+    if cfg.teacher and not (Path(cfg.teacher).is_file() or (Path(cfg.teacher) / "model.keras").is_file()):
+        raise UsageError(f"--teacher {cfg.teacher}: no such run directory or .keras file.")
+    if not (isinstance(cfg.kd_temperature, (int, float)) and math.isfinite(cfg.kd_temperature) and cfg.kd_temperature > 0):
+        raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
+    if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
+        raise UsageError(f"--kd-alpha must be in [0, 1], got {cfg.kd_alpha}.")
 
 
 def warm_start(model, source: str | os.PathLike, log=print) -> int:
@@ -236,12 +254,13 @@ class _EpochCheckpoint:
         class EpochCheckpoint(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
+                student = getattr(self.model, "student", self.model)  # a distiller is never saved
                 val_acc = float(logs.get("val_accuracy", float("nan")))
                 if not math.isnan(val_acc) and val_acc > state.get("best_val_accuracy", -1.0):
                     state["best_val_accuracy"] = val_acc
                     state["best_epoch"] = epoch + 1
-                    save_keras_atomic(self.model, run_dir / "model.keras")
-                save_keras_atomic(self.model, run_dir / "last.keras")
+                    save_keras_atomic(student, run_dir / "model.keras")
+                save_keras_atomic(student, run_dir / "last.keras")
                 state["epoch"] = epoch + 1
                 state["phase"] = phase
                 state["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -313,18 +332,20 @@ def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> Non
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: list[str] | None = None,
           log=print, callbacks: list | None = None) -> Path:
-    """Train one architecture; returns the run directory (complete, or marked interrupted)."""
-    from fer_edge._optional import require
+    """Train one architecture; returns the run directory (complete, or marked interrupted).
 
-    require("tensorflow")
+    Runs on the Keras backend of this process (`training.backend.select_backend`, set by the CLI's
+    --backend or $KERAS_BACKEND): TensorFlow, JAX or PyTorch, with the same run directory."""
+    from fer_edge._optional import require
+    from fer_edge import keras_backends as kb
+
+    backend_name = kb.select_backend()
     keras = require("keras")
-    import tensorflow as tf
 
     from fer_edge.data import class_weights, load_splits
     from fer_edge.metrics import classification_report
-    from fer_edge.runtime.backends.keras import predict_probs
     from fer_edge.training.flops import count_macs
-    from fer_edge.training.pipeline import make_dataset
+    from fer_edge.training.pipeline import make_batches
     from fer_edge.training.registry import create_model, get_arch
 
     state: dict[str, Any] = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "phase": 1}
@@ -375,7 +396,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         "class_map": class_map.to_dict(),
         "data": splits.summary(),
         "fer_edge_version": __version__,
-        "tensorflow_version": tf.__version__,
+        "keras_backend": backend_name,
+        "backend_version": kb.version(),
+        "device": kb.describe(),
         "keras_version": keras.__version__,
         "started": datetime.now().isoformat(timespec="seconds"),
     }
@@ -388,11 +411,12 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     write_json(run_dir / "spec.json", json.loads(spec.to_json()))
 
     num_classes = class_map.num_classes
-    train_ds = make_dataset(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
+    log(f"training on {kb.describe()}")
+    train_ds = make_batches(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
                             seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
-    val_ds = make_dataset(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
+    val_ds = make_batches(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
     cw = class_weights(y_train, num_classes) if cfg.class_weight == "balanced" else None
-    strategy = get_strategy(devices)
+    strategy = get_strategy(devices) if backend_name == "tensorflow" else _SingleDevice()
     phases = [(1, cfg.epochs, lr, None)]
     if two_phase:
         p1 = max(1, cfg.epochs // 2)
@@ -409,15 +433,29 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
                 model = create_model(cfg.arch, (48, 48, 1), num_classes, weights=cfg.weights)
                 if cfg.init:
                     warm_start(model, cfg.init, log)
+            teacher = None
+            if cfg.teacher:
+                from fer_edge.training.distill import load_teacher
+
+                teacher = load_teacher(cfg.teacher, tuple(model.inputs[0].shape[1:]), num_classes)
+                log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha})")
+        fit_model = model
         for phase, end_epoch, phase_lr, fraction in phases:
             if state["epoch"] >= end_epoch:
                 continue
             fresh_phase = not (resume and state.get("phase", 1) == phase and (run_dir / "last.keras").is_file())
-            if fresh_phase or model.optimizer is None:
+            if fresh_phase or model.optimizer is None or teacher is not None:
                 with strategy.scope():
                     if two_phase:
                         _set_backbone_trainable(model, fraction)
-                    model.compile(optimizer=_optimizer(opt_name, phase_lr, cfg.weight_decay),
+                    if teacher is not None:
+                        from fer_edge.training.distill import make_distiller
+
+                        # resumed distillation restarts the optimizer at the saved learning rate
+                        if not fresh_phase and state.get("lr"):
+                            phase_lr = float(state["lr"])
+                        fit_model = make_distiller(model, teacher, cfg.kd_temperature, cfg.kd_alpha)
+                    fit_model.compile(optimizer=_optimizer(opt_name, phase_lr, cfg.weight_decay),
                                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                                   metrics=["accuracy"])
             resume = None if phase == 1 else resume  # next phase always starts fresh
@@ -440,7 +478,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
             elif val_ds is not None:
                 cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
                                                                    patience=max(2, cfg.patience // 3), min_lr=1e-6))
-            hist = model.fit(train_ds, validation_data=val_ds, epochs=end_epoch, initial_epoch=start,
+            hist = fit_model.fit(train_ds, validation_data=val_ds, epochs=end_epoch, initial_epoch=start,
                              class_weight=cw, callbacks=cbs, verbose=2, shuffle=False)
             if state.get("budget_reached"):
                 break
@@ -472,7 +510,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
         if name == "train" and len(y) > TRAIN_EVAL_LIMIT:  # big backbones: a full pass costs minutes
             idx = stratified_sample(y, TRAIN_EVAL_LIMIT, cfg.seed)
             x, y = x[idx], y[idx]
-        rep = classification_report(y, predict_probs(best, x), class_map.labels)
+        rep = classification_report(y, _predict(best, x), class_map.labels)
         metrics["splits"][name] = rep
     metrics["val_source"], metrics["test_source"] = splits.val_source, splits.test_source
     metrics.update({
@@ -513,12 +551,21 @@ def _hardware() -> str:
 
 
 def _gpus() -> int:
-    try:
-        import tensorflow as tf
+    from fer_edge.keras_backends import gpus
 
-        return len(tf.config.list_physical_devices("GPU"))
-    except Exception:
-        return 0
+    return gpus()
+
+
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    """Probabilities of an in-memory model on any backend (a traced tf.function on TensorFlow)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from fer_edge.runtime.backends.keras import predict_probs
+
+        return predict_probs(model, x)
+    out = model.predict(x.astype(np.float32), batch_size=512, verbose=0)
+    return np.asarray(out[0] if isinstance(out, (list, tuple)) else out, np.float32)
 
 
 LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",

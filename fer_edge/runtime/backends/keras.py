@@ -68,6 +68,9 @@ class KerasBackend(Backend):
 
     @classmethod
     def load(cls, path, threads=None, device="cpu", spec: ModelSpec | None = None):
+        from fer_edge.keras_backends import select_backend
+
+        select_backend("tensorflow")  # models from any backend load under TensorFlow (tf.function inference)
         tf = require("tensorflow")
         if threads:
             try:

@@ -1,0 +1,101 @@
+"""Which Keras 3 backend trains: one table, chosen before Keras is imported.
+
+Keras reads `KERAS_BACKEND` once, at its first import, so `fer-edge train --backend jax` sets it first
+thing. The run directory is identical whatever the backend; `model.keras` from any backend loads under
+TensorFlow for export (the export toolchain, tf2onnx and the TFLite converter, is TensorFlow's).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from fer_edge.errors import MissingDependency, UsageError, unknown
+
+#: backend -> (the library it imports, the pip command that brings it)
+KERAS_BACKENDS: dict[str, tuple[str, str]] = {
+    "tensorflow": ("tensorflow", 'pip install "fer-edge[train]"'),
+    "jax": ("jax", 'pip install "fer-edge[jax]"'),
+    "torch": ("torch", 'pip install "fer-edge[torch]"'),
+}
+DEFAULT_BACKEND = "tensorflow"
+
+
+def requested(name: str | None = None) -> str:
+    """The backend asked for: `name`, else $KERAS_BACKEND, else tensorflow (validated)."""
+    name = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if name not in KERAS_BACKENDS:
+        raise unknown("Keras backend", name, KERAS_BACKENDS)
+    return name
+
+
+def select_backend(name: str | None = None) -> str:
+    """Make `name` Keras' backend for this process (before Keras is imported) and check its library is
+    installed. Keras already imported with another backend is a usage error, not a silent switch."""
+    name = requested(name)
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != name:
+            raise UsageError(f"Keras is already running on {current} in this process; start a new process "
+                             f"with KERAS_BACKEND={name} (or --backend {name}).")
+    else:
+        os.environ["KERAS_BACKEND"] = name
+    lib, hint = KERAS_BACKENDS[name]
+    if not (_installed(lib) and _installed("keras")):
+        others = [f"--backend {b} ({h})" for b, (l, h) in KERAS_BACKENDS.items() if b != name and _installed(l)]
+        raise MissingDependency(f"the {name} backend needs {lib} and keras, which are not installed: {hint}"
+                                + (f"; or train on {', '.join(others)}" if others else "") + ".")
+    return name
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def active() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def version() -> str:
+    import importlib.metadata as md
+
+    lib = KERAS_BACKENDS[active()][0]
+    try:
+        return md.version({"tensorflow": "tensorflow-cpu"}.get(lib, lib))
+    except md.PackageNotFoundError:
+        try:
+            return md.version(lib)
+        except md.PackageNotFoundError:
+            return "?"
+
+
+def gpus() -> int:
+    """Accelerators the active backend sees (0 on CPU-only installs)."""
+    try:
+        name = active()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            return len(tf.config.list_physical_devices("GPU"))
+        if name == "jax":
+            import jax
+
+            return len([d for d in jax.devices() if d.platform != "cpu"])
+        if name == "torch":
+            import torch
+
+            return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - a broken driver means "no GPU" for this report
+        return 0
+    return 0
+
+
+def describe() -> str:
+    n = gpus()
+    return f"keras {__import__('keras').__version__} on {active()} {version()}, " + (f"{n} GPU(s)" if n else "CPU")

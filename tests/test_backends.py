@@ -1,0 +1,144 @@
+"""Training on a second Keras backend: JAX on CPU, with TensorFlow made impossible to import, then the
+run exported (under TensorFlow, in this process) through every gate. Also the numpy twins of the
+augmentation recipes that JAX/PyTorch training uses."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE
+
+BLOCK_TF = textwrap.dedent("""
+    import sys, importlib.abc, importlib.machinery
+    class Refuse(importlib.abc.Loader):  # found (torch probes with find_spec), but never importable
+        def create_module(self, spec):
+            raise ModuleNotFoundError("No module named " + repr(spec.name) + " (blocked)", name=spec.name)
+        def exec_module(self, module):
+            pass
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "tf2onnx", "tf_keras"):
+                return importlib.machinery.ModuleSpec(name, Refuse())
+    sys.meta_path.insert(0, Block())
+    from fer_edge.cli.main import app
+    sys.argv = ["fer-edge", *sys.argv[1:]]
+    app()
+""")
+BUNDLED_KERAS = SAMPLE.parent.parent.parent / "fer_edge" / "models" / "fer_edge_default.keras"
+
+
+def _train(backend: str, out, *extra) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    return subprocess.run([sys.executable, "-c", BLOCK_TF, "train", "--data", str(SAMPLE), "--arch", "edgenet",
+                           "--epochs", "1", "--out", str(out), *extra], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend):
+    """1 epoch of edgenet on JAX or PyTorch (TensorFlow blocked), with CutMix, Random Erasing and a teacher
+    (the bundled TF-trained model), then exported under TensorFlow through every gate."""
+    pytest.importorskip(backend)
+    r = _train(backend, tmp_path / "runs", "--mix", "cutmix", "--erasing", "0.5", "--teacher", str(BUNDLED_KERAS))
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "runs" / r.stdout.strip().splitlines()[-1].split("/")[-1]
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished" and config["keras_backend"] == backend
+    assert f"on {backend}" in config["device"] and config["train_config"]["teacher"] == str(BUNDLED_KERAS)
+    for f in ("model.keras", "spec.json", "metrics.json", "history.csv", "state.json"):
+        assert (run / f).is_file(), f
+    pytest.importorskip("tensorflow")
+    from fer_edge.export.api import export_model
+
+    rep = export_model(run, "tflite,onnx", "none,int8", data=str(SAMPLE), out=tmp_path / "export", max_drop=100.0,
+                       emulate="none", log=lambda *_: None)
+    assert rep.rows and all(row.status == "ok" for row in rep.rows), [(r.format, r.quantization, r.note) for r in rep.rows]
+    fp32 = [row for row in rep.rows if row.quantization == "none"]
+    assert all(row.agreement == 1.0 for row in fp32)  # the JAX-trained weights run the same under TF
+
+
+def test_unknown_backend_is_a_one_line_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fer_edge", "train", "--data", str(SAMPLE), "--backend", "jaxx",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Did you mean 'jax'" in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_numpy_twins_of_the_batch_recipes():
+    from fer_edge.training.pipeline import augment_np, make_array_batches, mix_batch_np, random_erasing_np
+
+    rng = np.random.default_rng(0)
+    n = 64
+    x = np.zeros((n, 48, 48, 1), np.uint8)
+    x[: n // 2] = 255
+    y = np.array([0] * (n // 2) + [3] * (n // 2))
+    yb = np.eye(7, dtype=np.float32)[y]
+    xb = x.astype(np.float32)
+    # CutMix / MixUp: each label weight equals the fraction of pixels from that source
+    for mode in ("cutmix", "mixup"):
+        xm, ym = mix_batch_np(xb, yb, mode, 1.0, rng)
+        white = xm.mean(axis=(1, 2, 3)) / 255.0
+        np.testing.assert_allclose(ym[:, 0], white, atol=1e-5)
+        np.testing.assert_allclose(ym.sum(1), 1.0, atol=1e-6)
+    erased = random_erasing_np(np.zeros((n, 48, 48, 1), np.float32), 1.0, rng)
+    frac = (erased > 0).mean(axis=(1, 2, 3))
+    assert frac.min() > 0.005 and frac.max() < 0.3
+    aug = augment_np(np.tile(np.arange(48, dtype=np.float32)[None, None, :, None], (n, 48, 1, 1)) * 5, rng)
+    assert aug.shape == (n, 48, 48, 1) and aug.min() >= 0 and aug.max() <= 255
+    assert (aug[:, 24, 0, 0] > aug[:, 24, -1, 0]).mean() > 0.3  # some were flipped...
+    assert (aug[:, 24, 0, 0] < aug[:, 24, -1, 0]).mean() > 0.3  # ...and some not
+    ds = make_array_batches(x[..., 0], y, 7, 16, shuffle=True, augment=True, seed=1)
+    a, b = ds[0], ds[0]
+    np.testing.assert_array_equal(a[0], b[0])  # a batch is a function of (seed, epoch, index)
+    ds.on_epoch_end()
+    assert not np.array_equal(ds[0][0], a[0]) and len(ds) == 4 and a[1].shape == (16, 7)
+
+
+def test_distillation_loss_is_the_weighted_sum():
+    """With the student as its own teacher the soft term is 0: loss = (1 - alpha) x the label loss; with
+    another teacher the soft term is positive."""
+    keras = pytest.importorskip("keras")
+    from fer_edge.training.distill import make_distiller
+
+    keras.utils.set_random_seed(0)
+
+    def net():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+
+    student, other = net(), net()
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0, 1]]
+    ce = keras.losses.CategoricalCrossentropy()
+    hard = float(ce(y, student(x)))
+    for teacher, expect_soft in ((student, False), (other, True)):
+        d = make_distiller(student, teacher, temperature=3.0, alpha=0.25)
+        d.compile(optimizer="adam", loss=ce)
+        d(x)
+        loss = float(d.compute_loss(x=x, y=y, y_pred=student(x), training=False))
+        if expect_soft:
+            assert loss > 0.75 * hard + 1e-4
+        else:
+            assert loss == pytest.approx(0.75 * hard, rel=1e-5)
+
+
+def test_cli_distillation_saves_the_student_only(tmp_path):
+    keras = pytest.importorskip("keras")
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--arch", "sequential", "--epochs", "1",
+                                 "--out", str(tmp_path), "--no-augment", "--teacher", str(BUNDLED_KERAS),
+                                 "--kd-alpha", "0.5"])
+    assert r.exit_code == 0, r.output
+    run = tmp_path / r.output.strip().splitlines()[-1].split("/")[-1]
+    m = keras.models.load_model(run / "model.keras", compile=False)
+    assert m.name == "sequential" and m.count_params() < 1_000_000  # the student, without the teacher's weights
+    r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--kd-alpha", "2",
+                                 "--teacher", str(BUNDLED_KERAS)])
+    assert r.exit_code == 2 and "--kd-alpha" in r.output
