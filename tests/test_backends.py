@@ -56,7 +56,9 @@ def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend):
     pytest.importorskip("tensorflow")
     from fer_edge.export.api import export_model
 
-    rep = export_model(run, "tflite,onnx", "none,int8", data=str(SAMPLE), out=tmp_path / "export", max_drop=100.0,
+    # TFLite fp32 and int8 (the converter and the calibration are what a foreign backend's weights could
+    # trip; every format x quantization of such a run was checked by hand, see docs/results.md)
+    rep = export_model(run, "tflite", "none,int8", data=str(SAMPLE), out=tmp_path / "export", max_drop=100.0,
                        emulate="none", log=lambda *_: None)
     assert rep.rows and all(row.status == "ok" for row in rep.rows), [(r.format, r.quantization, r.note) for r in rep.rows]
     fp32 = [row for row in rep.rows if row.quantization == "none"]
