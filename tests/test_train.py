@@ -123,7 +123,7 @@ def test_warm_start_transfers_features_not_the_classifier(tiny_run, sample_data,
     assert n == len(with_weights) - 1  # every layer but the 7 -> 2 class conv
     for a, b in zip(dst.get_layer("stem1_conv").get_weights(), src.get_layer("stem1_conv").get_weights()):
         assert (a == b).all()
-    with pytest.raises(UsageError, match="no such model file"):
+    with pytest.raises(UsageError, match="no such run directory or .keras file"):
         warm_start(dst, tmp_path / "missing.keras")
     with pytest.raises(UsageError, match="same --arch"):
         warm_start(create_model("sequential", (48, 48, 1), 2), tiny_run / "model.keras")

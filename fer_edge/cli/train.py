@@ -36,7 +36,7 @@ def train_cmd(
     mix_alpha: float = typer.Option(0.2, "--mix-alpha", min=0.01, help="Beta(alpha, alpha) for --mix."),
     erasing: float = typer.Option(0.0, "--erasing", min=0.0, max=1.0, help="Random Erasing probability."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay", min=0.0, help="Decoupled weight decay (adamw, sgd)."),
-    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a .keras model (layers matched by name)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run directory or .keras model (layers matched by name)."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras model "

@@ -16,17 +16,9 @@ from fer_edge.errors import UsageError
 
 def load_teacher(source: str | Path, input_shape: tuple, num_classes: int):
     """A run directory or a .keras file -> the frozen teacher model, checked against the student's shapes."""
-    import keras
+    from fer_edge.training.load import load_model_option
 
-    path = Path(source)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise UsageError(f"--teacher {source}: no such run directory or .keras file.")
-    try:
-        teacher = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - any load failure is a bad --teacher argument
-        raise UsageError(f"--teacher {path}: not a loadable Keras model ({type(exc).__name__}).") from None
+    teacher, path = load_model_option(source, "--teacher")
     want_in, got_in = tuple(input_shape), tuple(teacher.inputs[0].shape[1:])
     got_out = int(teacher.outputs[0].shape[-1])
     if got_in != want_in or got_out != num_classes:

@@ -170,10 +170,9 @@ def validate_config(cfg: TrainConfig) -> None:
 
     parse_classes(cfg.classes)
     get_arch(cfg.arch)
-    if cfg.init and not Path(cfg.init).is_file():
-        raise UsageError(f"--init {cfg.init}: no such .keras file.")
-    if cfg.teacher and not (Path(cfg.teacher).is_file() or (Path(cfg.teacher) / "model.keras").is_file()):
-        raise UsageError(f"--teacher {cfg.teacher}: no such run directory or .keras file.")
+    for option, value in (("--init", cfg.init), ("--teacher", cfg.teacher)):
+        if value and not (Path(value).is_file() or (Path(value) / "model.keras").is_file()):
+            raise UsageError(f"{option} {value}: no such run directory or .keras file.")
     if not (isinstance(cfg.kd_temperature, (int, float)) and math.isfinite(cfg.kd_temperature) and cfg.kd_temperature > 0):
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
     if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
@@ -184,15 +183,9 @@ def warm_start(model, source: str | os.PathLike, log=print) -> int:
     """Copy weights from a saved .keras model into `model`, layer by layer, where name and weight shapes
     match (a 7-class model's features into a 2-class model: every layer but the classifier). Why by
     name: the registry's builders name every layer, so the same architecture lines up exactly."""
-    import keras
+    from fer_edge.training.load import load_model_option
 
-    path = Path(source)
-    if not path.is_file():
-        raise UsageError(f"--init {path}: no such model file. Pass a .keras file (a run's model.keras).")
-    try:
-        src = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001 - any load failure is a bad --init argument
-        raise UsageError(f"--init {path}: not a loadable Keras model ({type(e).__name__}: {e}).") from None
+    src, path = load_model_option(source, "--init")
     by_name = {layer.name: layer for layer in src.layers}
     copied = skipped = 0
     for layer in model.layers:
