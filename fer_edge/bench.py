@@ -307,7 +307,7 @@ def _precision_choices(threads) -> dict:
 def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
                     eval_sets, log) -> list[BenchRow]:
     from fer_edge.runtime.backends import BACKENDS, PROBED, backend_class, installed
-    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.training.keras_backend import KerasBackend
     from fer_edge.metadata import precheck
     from fer_edge.runtime.guard import verify
 

@@ -123,7 +123,7 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
     from fer_edge.errors import FerEdgeError
     from fer_edge.outputs import annotated_names, check_outputs
     from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
-    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.training.keras_backend import KerasBackend
     from fer_edge.runtime.detect import HaarFaceDetector
     from fer_edge.runtime.images import collect_images, read_image, write_image_atomic
 
@@ -232,7 +232,7 @@ def run_checks(model_path: str | Path, data: str, edge_model: str | Path | None 
     import keras
 
     from fer_edge.data import load_splits, stratified_sample
-    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.training.keras_backend import KerasBackend
 
     kb = KerasBackend.load(Path(model_path))
     spec = kb.spec

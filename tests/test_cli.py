@@ -100,3 +100,27 @@ def test_train_without_tensorflow_says_pip_command(tmp_path):
     assert r.stderr.strip().startswith('error: the tensorflow backend needs tensorflow and keras, which are not '
                                       'installed: pip install "fer-edge[train]"')
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_runtime_folder_never_imports_tensorflow_or_keras():
+    """Every file under fer_edge/runtime/ (read as source, so lazy imports count too) is free of
+    TensorFlow and Keras: the runtime is TensorFlow-free by construction, not only at import time."""
+    import ast
+    from pathlib import Path
+
+    import fer_edge
+
+    heavy = {"tensorflow", "keras", "tf2onnx", "tf_keras"}
+    offenders = []
+    for f in (Path(fer_edge.__file__).parent / "runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require" and node.args:
+                arg = node.args[0]
+                names = [arg.value] if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else []
+            offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in heavy]
+    assert not offenders, offenders

@@ -20,7 +20,7 @@ PAIRS = [(f.name, q) for f in FORMATS if f.exporter for q in f.quantizations]
 
 
 def _ref(tiny_run, x):
-    from fer_edge.runtime.backends.keras import KerasBackend
+    from fer_edge.training.keras_backend import KerasBackend
 
     return KerasBackend.load(tiny_run / "model.keras").predict(x)
 
@@ -125,7 +125,7 @@ def test_bad_inputs(tmp_path, tiny_run, sample_data):
 
 
 def test_unsafe_keras_file_is_refused(tmp_path):
-    from fer_edge.runtime.backends.keras import load_keras_model
+    from fer_edge.training.keras_backend import load_keras_model
 
     inp = keras.Input((4,))
     out = keras.layers.Lambda(lambda t: t * 2)(inp)

@@ -157,7 +157,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     from fer_edge.data import load_splits, stratified_sample
     from fer_edge.export.onnx import ONNX_INT8_METHODS
     from fer_edge.export.tta import TTA_MODES
-    from fer_edge.runtime.backends.keras import KerasBackend, predict_probs
+    from fer_edge.training.keras_backend import KerasBackend, predict_probs
     from fer_edge.sysinfo import EMULATED_CPUS, cpu_dict, emulator_for
 
     pairs = expand(formats, quantize)

@@ -554,7 +554,7 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     import keras
 
     if keras.backend.backend() == "tensorflow":
-        from fer_edge.runtime.backends.keras import predict_probs
+        from fer_edge.training.keras_backend import predict_probs
 
         return predict_probs(model, x)
     out = model.predict(x.astype(np.float32), batch_size=512, verbose=0)

@@ -1,5 +1,6 @@
 """Backend registry: one class per file, chosen from the model file's suffix (via FORMATS) or
-by name. Each backend imports its inference library inside `load`, so listing backends, or
+by name. The two that need TensorFlow (keras, tensorflow) live in `fer_edge/training/`, so that this
+folder never imports it (tests/test_cli.py walks it); they are registered here by dotted path. Each backend imports its inference library inside `load`, so listing backends, or
 importing this package, costs nothing."""
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "litert": ("fer_edge.runtime.backends.litert:LiteRTBackend", 'pip install "fer-edge[tflite]"', "ai_edge_litert"),
     "tflite-runtime": ("fer_edge.runtime.backends.tflite_runtime:TFLiteRuntimeBackend",
                        'pip install "fer-edge[tflite-legacy]" (needs numpy<2)', "tflite_runtime"),
-    "tensorflow": ("fer_edge.runtime.backends.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"',
+    "tensorflow": ("fer_edge.training.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"',
                    "tensorflow"),
-    "keras": ("fer_edge.runtime.backends.keras:KerasBackend", 'pip install "fer-edge[train]"', "keras"),
+    "keras": ("fer_edge.training.keras_backend:KerasBackend", 'pip install "fer-edge[train]"', "keras"),
 }
 #: backends whose native interpreter parses the file itself: untrusted files are probe-loaded in a child
 #: process first (runtime.guard); Keras files are loaded by Keras' safe mode, in Python

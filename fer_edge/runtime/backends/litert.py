@@ -1,6 +1,6 @@
 """TFLite backend on LiteRT (`ai-edge-litert`, the successor of tflite-runtime): numpy 2, no TF.
 
-`tflite_runtime.py` and `tensorflow_lite.py` reuse this class with another interpreter import.
+`tflite_runtime.py` and `training/tensorflow_lite.py` reuse this class with another interpreter import.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Keras backend (host only, imports TensorFlow): the reference the other backends are compared to.
+"""Keras backend (.keras files, in-memory models). It needs TensorFlow, so it lives under training/
+(registered by dotted path in runtime.backends) and the runtime folder never imports TensorFlow.
 
 Runs the model through a `tf.function` (model.predict costs ~40 ms per call in Python overhead).
 The spec comes from `spec.json` beside the .keras file (written by `fer-edge train`).
