@@ -19,7 +19,7 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
-from fer_edge.export.formats import FORMATS, format_for_path
+from fer_edge.formats import FORMATS, format_for_path
 from fer_edge.metrics import classification_report, percentiles
 from fer_edge.runtime.video import rss_mb
 from fer_edge.sysinfo import cpu_dict

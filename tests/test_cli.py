@@ -123,4 +123,9 @@ def test_runtime_folder_never_imports_tensorflow_or_keras():
                 arg = node.args[0]
                 names = [arg.value] if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else []
             offenders += [f"{f.name}: {n}" for n in names if n.split(".")[0] in heavy]
+            # and no arrow back up: the runtime stands on the ground floor (spec, metadata, formats,
+            # preprocess, errors, sysinfo) and on itself, never on training, export, the benchmark or the CLI
+            offenders += [f"{f.name}: {n}" for n in names
+                          if n.startswith(("fer_edge.training", "fer_edge.export", "fer_edge.bench", "fer_edge.cli",
+                                           "fer_edge.explain", "fer_edge.detect_bench"))]
     assert not offenders, offenders

@@ -12,7 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from fer_edge.errors import ModelError, UsageError  # noqa: E402
-from fer_edge.export.formats import FORMATS, expand  # noqa: E402
+from fer_edge.formats import FORMATS, expand  # noqa: E402
 from fer_edge.runtime.backends import load_backend  # noqa: E402
 from fer_edge.spec import ModelSpec  # noqa: E402
 

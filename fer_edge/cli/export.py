@@ -64,7 +64,7 @@ def export_cmd(
     """Export to TFLite/ONNX; non-zero exit when a gate fails (no file left under that name)."""
     from fer_edge.errors import UsageError
     from fer_edge.export.api import best_runs, export_model
-    from fer_edge.export.formats import expand
+    from fer_edge.formats import expand
 
     from fer_edge.errors import unknown
     from fer_edge.export.onnx import ONNX_INT8_METHODS

@@ -19,7 +19,7 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.errors import DataError, ModelError, UsageError, unknown
-from fer_edge.export.formats import Format, artifact_name, expand
+from fer_edge.formats import Format, artifact_name, expand
 from fer_edge.metrics import classification_report
 from fer_edge.spec import ModelSpec
 

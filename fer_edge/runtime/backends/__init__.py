@@ -9,7 +9,7 @@ import importlib.util
 from pathlib import Path
 
 from fer_edge.errors import MissingDependency, ModelError, unknown
-from fer_edge.export.formats import format_for_path
+from fer_edge.formats import format_for_path
 from fer_edge.runtime.backends.base import Backend
 
 #: name -> (module:class, pip hint when the library is missing, the library's import name)

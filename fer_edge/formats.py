@@ -1,4 +1,5 @@
-"""FORMATS: the one table of export formats (after Ultralytics' export_formats()).
+"""FORMATS: the one table of export formats (after Ultralytics' export_formats()), at the ground floor
+(imports only `errors`) so that the runtime, the benchmark and export all read it downward.
 
 The CLI's --format/--quantize choices, validation, backend selection from a file suffix and
 the benchmark all read this table. Light: exporters are named by dotted path, imported on use.
