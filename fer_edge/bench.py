@@ -22,7 +22,8 @@ from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
 from fer_edge.formats import FORMATS, format_for_path
 from fer_edge.metrics import classification_report, percentiles
 from fer_edge.runtime.video import rss_mb
-from fer_edge.sysinfo import cpu_dict
+from fer_edge.sysinfo import cpu_dict, cpu_model
+from fer_edge.timing import time_calls
 
 BACKEND_CHOICES = ("all", "onnxruntime", "litert", "tflite-runtime", "tensorflow", "keras")
 DEVICES = ("cpu", "gpu", "all")
@@ -86,16 +87,6 @@ def _version(dist: str) -> str | None:
         return md.version(dist)
     except md.PackageNotFoundError:
         return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _ram_gb() -> float | None:
@@ -166,22 +157,6 @@ def measure_peaks(threads: list[int], n: int = 1024, seconds: float = 0.4) -> di
                 runs += 1
             peaks.setdefault(str(th), {})[kind] = round(n ** 3 * runs / (time.perf_counter() - t0) / 1e9, 1)
     return peaks
-
-
-# ----------------------------------------------------------------------------- timing
-def time_calls(fn, *, warmup: int = 5, min_runs: int = 30, min_time: float = 1.0, max_time: float = 30.0) -> list[float]:
-    """Warm up, then call until both min_runs and min_time are reached (capped at max_time)."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    t_start = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1e3)
-        elapsed = time.perf_counter() - t_start
-        if (len(samples) >= min_runs and elapsed >= min_time) or elapsed >= max_time:
-            return samples
 
 
 def discover(models: list[str] | None) -> list[Path]:

@@ -96,7 +96,7 @@ def _stem(spec: ModelSpec) -> str:
 
 def _latency_ms(backend, x1: np.ndarray, n: int = 30) -> float:
     """Median batch-1 latency: the benchmark's timing loop with a small budget."""
-    from fer_edge.bench import time_calls
+    from fer_edge.timing import time_calls
 
     return float(np.median(time_calls(lambda: backend.predict(x1), warmup=1, min_runs=n, min_time=0.0)))
 

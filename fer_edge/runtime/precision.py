@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +58,9 @@ def _key(backend: str, files: dict[str, Path], threads: int | None) -> str:
 
 def _time_ms(backend, n: int = 40) -> float:
     x = np.random.default_rng(0).integers(0, 256, (1, *backend.spec.input_shape), dtype=np.uint8)
-    for _ in range(5):
-        backend.predict(x)
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        backend.predict(x)
-        samples.append(time.perf_counter() - t0)
-    return float(np.median(samples) * 1e3)
+    from fer_edge.timing import time_calls
+
+    return float(np.median(time_calls(lambda: backend.predict(x), warmup=5, min_runs=n, min_time=0.0)))
 
 
 def choose(files: dict[str, Path], backend: str | None, precision: str = "auto", threads: int | None = None,

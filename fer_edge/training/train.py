@@ -537,7 +537,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
 
 
 def _hardware() -> str:
-    from fer_edge.bench import cpu_model
+    from fer_edge.sysinfo import cpu_model
 
     gpus = _gpus()
     return f"{cpu_model()}, {os.cpu_count()} cores, " + (f"{gpus} GPU(s)" if gpus else "no GPU")
