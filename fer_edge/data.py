@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge.formats import IMAGE_SUFFIXES
 from fer_edge.errors import DataError, did_you_mean
 from fer_edge.labels import CSV_CODES, FER2013_LABELS, ClassMap
 from fer_edge.preprocess import PREPROCESS_VERSION, preprocess_face
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 USAGES = ("Training", "PublicTest", "PrivateTest", "Test")  # Test = a test/ file of unknown usage
 TRAIN, PUBLIC, PRIVATE, TEST_UNKNOWN = range(4)
 IMAGE_SIZE = (48, 48)

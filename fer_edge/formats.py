@@ -29,6 +29,27 @@ FORMATS: tuple[Format, ...] = (
 )
 
 QUANTIZATIONS: tuple[str, ...] = ("none", "fp16", "dynamic", "int8")
+
+#: runtime backends: name -> (implementation "module:Class", pip hint when its library is missing, the
+#: library's import name). Data only: CLI choices and help, the benchmark and `runtime.backends` read it.
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnxruntime": ("fer_edge.runtime.backends.onnxruntime:OnnxRuntimeBackend", "pip install onnxruntime",
+                    "onnxruntime"),
+    "litert": ("fer_edge.runtime.backends.litert:LiteRTBackend", 'pip install "fer-edge[tflite]"', "ai_edge_litert"),
+    "tflite-runtime": ("fer_edge.runtime.backends.tflite_runtime:TFLiteRuntimeBackend",
+                       'pip install "fer-edge[tflite-legacy]" (needs numpy<2)', "tflite_runtime"),
+    "tensorflow": ("fer_edge.training.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"',
+                   "tensorflow"),
+    "keras": ("fer_edge.training.keras_backend:KerasBackend", 'pip install "fer-edge[train]"', "keras"),
+}
+
+#: image files that predict/explain and the folder data loader read
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
+
+
+def backend_names(with_keras: bool = True) -> str:
+    """'a | b | c' for help texts."""
+    return " | ".join(b for b in BACKENDS if with_keras or b != "keras")
 EXPORT_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.exporter)
 
 

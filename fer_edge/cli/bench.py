@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import console, handle_errors, safe
 from fer_edge.cli.main import app
+from fer_edge.formats import backend_names
 
 
 def _ints(text: str, name: str) -> list[int]:
@@ -97,7 +98,7 @@ def render(result) -> None:
 @handle_errors
 def bench_cmd(
     models: Optional[List[str]] = typer.Argument(None, help="Model files or an export folder (default: bundled)."),
-    backend: str = typer.Option("all", "--backend", help="all | onnxruntime | litert | tflite-runtime | tensorflow"),
+    backend: str = typer.Option("all", "--backend", help="all | " + backend_names()),
     threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts."),
     batch: str = typer.Option("1,8,32", "--batch", help="Comma list of batch sizes."),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | all"),

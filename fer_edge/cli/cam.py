@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import handle_errors, plain, print_json
 from fer_edge.cli.main import app
+from fer_edge.formats import backend_names
 from fer_edge.defaults import CAM_DEFAULTS
 
 
@@ -16,7 +17,7 @@ def cam_cmd(
     source: str = typer.Option("0", "--source", help="Webcam index (0, 1...), video file, stream URL, or 'demo' "
                                "(a generated 640x480 video of bundled FER faces)."),
     model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow"),
+    backend: Optional[str] = typer.Option(None, "--backend", help=backend_names(with_keras=False)),
     display: bool = typer.Option(True, "--display/--no-display", help="Show a window (needs a GUI OpenCV)."),
     output: Optional[str] = typer.Option(None, "--output", help="Write the annotated video (.mp4/.avi)."),
     jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON line per frame."),

@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json, safe, write_json_file
 from fer_edge.cli.main import app
+from fer_edge.formats import backend_names
 
 
 def render_report(rep: dict) -> None:
@@ -38,7 +39,7 @@ def evaluate_cmd(
     data: str = typer.Option("../shared/fer2013", "--data", help="FER2013 folder or fer2013.csv."),
     split: str = typer.Option("test", "--split", help="train | val | test | holdout (test = PrivateTest, else test/; holdout = the gate hold-out carved from Training)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow | keras"),
+    backend: Optional[str] = typer.Option(None, "--backend", help=backend_names()),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Stratified subsample of N images."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON to this file ('-' = stdout)."),
 ):

@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json, safe
 from fer_edge.cli.main import app
+from fer_edge.formats import EXPORT_FORMATS, QUANTIZATIONS
 
 
 def render_export(report) -> None:
@@ -41,8 +42,8 @@ def render_export(report) -> None:
 @handle_errors
 def export_cmd(
     model: Optional[str] = typer.Argument(None, help="A run directory or a .keras file."),
-    format: str = typer.Option("all", "--format", help="tflite | onnx | all (comma list allowed)."),
-    quantize: str = typer.Option("all", "--quantize", help="none | fp16 | dynamic | int8 | all."),
+    format: str = typer.Option("all", "--format", help=" | ".join((*EXPORT_FORMATS, "all")) + " (comma list allowed)."),
+    quantize: str = typer.Option("all", "--quantize", help=" | ".join((*QUANTIZATIONS, "all")) + "."),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 for calibration and the gate (default: the run's)."),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (default: RUN/export)."),
     int8_io: str = typer.Option("uint8", "--int8-io", help="TFLite int8 input/output type: uint8 | int8 | float."),

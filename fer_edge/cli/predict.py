@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import console, handle_errors, plain, print_json, safe
 from fer_edge.cli.main import app
+from fer_edge.formats import backend_names
 
 
 @app.command("predict")
@@ -14,7 +15,7 @@ from fer_edge.cli.main import app
 def predict_cmd(
     images: List[str] = typer.Argument(..., help="Image files and/or folders."),
     model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime | litert | tflite-runtime | tensorflow"),
+    backend: Optional[str] = typer.Option(None, "--backend", help=backend_names(with_keras=False)),
     output: Optional[str] = typer.Option(None, "--output", help="Folder for annotated images."),
     json_out: bool = typer.Option(False, "--json", help="Print per-face JSON."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads."),

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge.formats import IMAGE_SUFFIXES
 from fer_edge.errors import DataError, FerEdgeError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"}
 
 
 def collect_images(paths: list[str | Path]) -> list[Path]:

@@ -9,20 +9,9 @@ import importlib.util
 from pathlib import Path
 
 from fer_edge.errors import MissingDependency, ModelError, unknown
-from fer_edge.formats import format_for_path
+from fer_edge.formats import BACKENDS, format_for_path
 from fer_edge.runtime.backends.base import Backend
 
-#: name -> (module:class, pip hint when the library is missing, the library's import name)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "onnxruntime": ("fer_edge.runtime.backends.onnxruntime:OnnxRuntimeBackend", "pip install onnxruntime",
-                    "onnxruntime"),
-    "litert": ("fer_edge.runtime.backends.litert:LiteRTBackend", 'pip install "fer-edge[tflite]"', "ai_edge_litert"),
-    "tflite-runtime": ("fer_edge.runtime.backends.tflite_runtime:TFLiteRuntimeBackend",
-                       'pip install "fer-edge[tflite-legacy]" (needs numpy<2)', "tflite_runtime"),
-    "tensorflow": ("fer_edge.training.tensorflow_lite:TensorFlowLiteBackend", 'pip install "fer-edge[train]"',
-                   "tensorflow"),
-    "keras": ("fer_edge.training.keras_backend:KerasBackend", 'pip install "fer-edge[train]"', "keras"),
-}
 #: backends whose native interpreter parses the file itself: untrusted files are probe-loaded in a child
 #: process first (runtime.guard); Keras files are loaded by Keras' safe mode, in Python
 PROBED = ("onnxruntime", "litert", "tflite-runtime", "tensorflow")
