@@ -219,7 +219,9 @@ def _optimizer(name: str, lr, weight_decay: float):
         return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    raise UsageError(f"unknown optimizer '{name}'. Choose adam, adamw or sgd.")
+    from fer_edge.errors import unknown
+
+    raise unknown("optimizer", name, OPTIMIZERS)
 
 
 def _set_backbone_trainable(model, fraction: float | None) -> None:
