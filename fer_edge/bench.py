@@ -281,10 +281,8 @@ def _precision_choices(threads) -> dict:
 
 def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, split, limit, min_time, min_runs,
                     eval_sets, log) -> list[BenchRow]:
-    from fer_edge.runtime.backends import BACKENDS, PROBED, backend_class, installed
+    from fer_edge.runtime.backends import BACKENDS, backend_class, vet
     from fer_edge.training.keras_backend import KerasBackend
-    from fer_edge.metadata import precheck
-    from fer_edge.runtime.guard import verify
 
     rows = []
     acc_cache: dict = {}
@@ -296,9 +294,7 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
             size = None
         base.size_kb = round(size / 1024, 1) if size else None
         try:
-            if name in PROBED and installed(name):
-                precheck(path)
-                verify(path, name)  # before the clock starts: an untrusted file is test-loaded once
+            vet(name, path)  # before the clock starts: an untrusted file is prechecked and test-loaded once
             t0 = time.perf_counter()
             b = backend_class(name).load(path, threads=th, device=device)
             base.load_ms = round((time.perf_counter() - t0) * 1e3, 2)
@@ -527,10 +523,9 @@ def write_csv(result: BenchResult, path: str | Path) -> None:
 
 
 def write_json(result: BenchResult, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
-    os.replace(tmp, path)
+    from fer_edge.outputs import atomic_write_text
+
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=2, default=str))
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -53,20 +53,18 @@ def _load_cache() -> dict:
         return {}
 
 
-def remember(path: str | Path, backends: str | tuple[str, ...] | list[str]) -> None:
+def remember(path: str | Path, backends: str | tuple[str, ...] | list[str], digest: str | None = None) -> None:
     """Record a file as verified for `backends` (best effort: a read-only cache only costs a re-probe)."""
+    from fer_edge.outputs import atomic_write_text
+
     d = _load_cache()
-    digest = file_digest(path)
+    digest = digest or file_digest(path)
     for backend in [backends] if isinstance(backends, str) else backends:
         d[_key(digest, backend)] = Path(path).name
     if len(d) > _MAX_ENTRIES:
         d = dict(list(d.items())[-_MAX_ENTRIES:])
-    f = cache_file()
     try:
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f"{f.name}.{os.getpid()}.partial")
-        tmp.write_text(json.dumps(d))
-        os.replace(tmp, f)
+        atomic_write_text(cache_file(), json.dumps(d))
     except OSError:
         pass
 
@@ -76,9 +74,17 @@ def is_verified(path: str | Path, backend: str) -> bool:
 
 
 def verify(path: str | Path, backend: str) -> None:
-    """Raise ModelError unless `backend` can load and run `path` in a child process without dying."""
-    if os.environ.get(TRUST_ENV) == "1" or is_verified(path, backend):
+    """Raise ModelError unless `backend` can load and run `path` in a child process without dying. A file
+    not verified before is first prechecked in Python (metadata and checksum: most bad files end there,
+    before a process is spawned); a verified one is not read twice (the backend's load re-checks both)."""
+    if os.environ.get(TRUST_ENV) == "1":
         return
+    digest = file_digest(path)
+    if _key(digest, backend) in _load_cache():
+        return
+    from fer_edge.metadata import precheck
+
+    precheck(path)
     cmd = [sys.executable, "-m", "fer_edge.runtime.guard", backend, str(path)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     try:
@@ -98,7 +104,7 @@ def verify(path: str | Path, backend: str) -> None:
         lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error: ")]
         msg = lines[-1][len("error: "):] if lines else f"{backend} failed to run it (exit {proc.returncode})"
         raise ModelError(msg if msg.startswith(str(path)) else f"{path}: {msg}")
-    remember(path, backend)
+    remember(path, backend, digest)
 
 
 def _probe(backend: str, path: str) -> int:

@@ -60,9 +60,9 @@ class TrainConfig:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp name, then rename): never a half-written file."""
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))  # no sort_keys: class maps keep output order
-    os.replace(tmp, path)
+    from fer_edge.outputs import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))  # no sort_keys: class maps keep output order
 
 
 def save_keras_atomic(model, path: Path) -> None:

@@ -1,6 +1,7 @@
 """Backend registry: one class per file, chosen from the model file's suffix (via FORMATS) or
 by name. The two that need TensorFlow (keras, tensorflow) live in `fer_edge/training/`, so that this
-folder never imports it (tests/test_cli.py walks it); they are registered here by dotted path. Each backend imports its inference library inside `load`, so listing backends, or
+folder never imports it (tests/test_cli.py walks it); they are registered here by dotted path.
+Each backend imports its inference library inside `load`, so listing backends, or
 importing this package, costs nothing."""
 from __future__ import annotations
 
@@ -31,13 +32,18 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(mod), cls)
 
 
-def _open(name: str, path: Path, threads, device, trusted: bool) -> Backend:
-    if not trusted and name in PROBED and installed(name):
-        from fer_edge.metadata import precheck
+def vet(name: str, path: str | Path) -> None:
+    """Before `name` opens an untrusted file in this process: precheck and probe-load it (runtime.guard)
+    when `name` is a native interpreter that is installed; a ModelError otherwise refuses it."""
+    if name in PROBED and installed(name):
         from fer_edge.runtime.guard import verify
 
-        precheck(path)  # metadata and checksum, in Python: most bad files end here, cheaply
         verify(path, name)
+
+
+def _open(name: str, path: Path, threads, device, trusted: bool) -> Backend:
+    if not trusted:
+        vet(name, path)
     return backend_class(name).load(path, threads=threads, device=device)
 
 
