@@ -4,7 +4,7 @@ Importing this package is light: no TensorFlow, no onnxruntime until a model is 
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from fer_edge.version import __version__
 
 __all__ = ["EmotionRecognizer", "__version__"]
 

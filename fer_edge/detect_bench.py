@@ -15,6 +15,8 @@ tighter or looser than the annotation; a wrong place or size still fails). Runti
 """
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from fer_edge.runtime.detect import Box
-from fer_edge.runtime.track import iou
+from fer_edge.runtime.boxes import Box, iou
 
 MATCH_IOU = 0.3
 DETECT_DIR = Path(__file__).resolve().parent / "models" / "detect"
@@ -148,7 +149,14 @@ def _place(rng, sizes: Sequence[int], W: int, H: int) -> list[tuple[float, float
 
 
 def still_scenes(seed: int = 0, size=(640, 480), multi: int = 3) -> list[Scene]:
-    """Every face x size x roll x light once with one face, plus multi-face frames: 48..240 px."""
+    """Every face x size x roll x light once with one face, plus multi-face frames: 48..240 px.
+    Built once per (seed, size, multi) in a process (about 5 s for the 192 frames on 2 cores): the
+    benchmark and the tests score several detectors on the same frames. Callers must not draw on them."""
+    return list(_still_scenes(seed, tuple(size), multi))
+
+
+@functools.lru_cache(maxsize=4)
+def _still_scenes(seed: int, size: tuple[int, int], multi: int) -> tuple[Scene, ...]:
     rng = np.random.default_rng(seed)
     patches = face_patches()
     W, H = size
@@ -175,7 +183,9 @@ def still_scenes(seed: int = 0, size=(640, 480), multi: int = 3) -> list[Scene]:
         light = LIGHTS[int(rng.integers(0, len(LIGHTS)))]
         out.append(Scene(_expose(frame, light, rng), boxes, {"face": "mixed", "size": min(sizes), "roll": None,
                                                             "light": light, "faces": len(boxes)}))
-    return out
+    for scene in out:
+        scene.frame.setflags(write=False)  # shared by every caller in this process
+    return tuple(out)
 
 
 def match(dets: Sequence[Box], gts: Sequence[Box], min_iou: float = MATCH_IOU) -> tuple[int, int, int]:

@@ -50,7 +50,7 @@ class GradCAM:
         self.model = model
         self.layer = last_conv_layer(model, layer)
         feat = self.layer._inbound_nodes[0].outputs[0]
-        self.grad_model = keras.Model(model.inputs, [feat, model.outputs[0]])
+        self.grad_model = keras.Model(model.inputs[0], [feat, model.outputs[0]])
 
     def __call__(self, x: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """x (N, H, W, C) pixels 0..255 -> (maps (N, h, w) in 0..1, probs (N, K))."""
@@ -98,10 +98,11 @@ def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def overlay(face_gray: np.ndarray, cam: np.ndarray, size: int = 144) -> np.ndarray:
-    face = cv2.resize(face_gray, (size, size), interpolation=cv2.INTER_CUBIC)
-    heat = cv2.applyColorMap((cv2.resize(cam, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255)
-                             .astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), 0.55, heat, 0.45, 0)
+    """A face enlarged to size x size with its map blended in: the runtime's one heatmap blend."""
+    from fer_edge.runtime.cam import blend_heatmap
+
+    face = cv2.cvtColor(cv2.resize(face_gray, (size, size), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+    return blend_heatmap(face, (0, 0, size, size), cam)
 
 
 def _map_stats(m: np.ndarray) -> dict:
@@ -122,19 +123,18 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
     is a record with an "error", not the end of the batch)."""
     from fer_edge.errors import FerEdgeError
     from fer_edge.outputs import annotated_names, check_outputs
-    from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
-    from fer_edge.training.keras_backend import KerasBackend
-    from fer_edge.runtime.detect import HaarFaceDetector
     from fer_edge.runtime.images import collect_images, read_image, write_image_atomic
+    from fer_edge.runtime.recognizer import EmotionRecognizer
+    from fer_edge.training.keras_backend import KerasBackend
 
     kb = KerasBackend.load(Path(model_path))
     spec = kb.spec
+    rec = EmotionRecognizer(kb, margin=margin)  # the runtime's detect -> crop -> preprocess path, on Keras
     explainer = make_explainer(kb.model, method, layer)
     if target != "top" and target not in spec.labels:
         from fer_edge.errors import unknown
 
         raise unknown("target class", target, ["top", *spec.labels])
-    det = HaarFaceDetector()
     out_dir = Path(output) if output else None
     files = collect_images(images)
     targets = [None] * len(files)
@@ -142,7 +142,6 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
         targets = [out_dir / n for n in annotated_names(files, f"_{method}.png")]
         check_outputs(targets, files, overwrite)
         out_dir.mkdir(parents=True, exist_ok=True)
-    margin = spec.crop_margin if margin is None else margin
     records = []
     for f, target_png in zip(files, targets):
         try:
@@ -150,18 +149,18 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
         except FerEdgeError as exc:
             records.append({"image": str(f), "error": str(exc), "faces": []})
             continue
-        gray = to_gray(img)
-        boxes = det.detect(gray)
+        gray = rec.gray(img)
+        boxes = rec.detector.detect(gray)
+        whole = (0, 0, gray.shape[1], gray.shape[0])
         if not boxes and max(gray.shape) <= 100:  # already a face crop (e.g. a FER2013 image)
-            boxes = [(0, 0, gray.shape[1], gray.shape[0])]
-        rec = {"image": str(f), "method": method, "layer": getattr(getattr(explainer, "layer", None), "name", "gap_input"),
-               "faces": []}
+            boxes = [whole]
+        layer = getattr(getattr(explainer, "layer", None), "name", "gap_input")
+        record = {"image": str(f), "method": method, "layer": layer, "faces": []}
         if not boxes:
-            rec["note"] = "no face found"
-            records.append(rec)
+            record["note"] = "no face found"
+            records.append(record)
             continue
-        crops = [crop_box(gray, b, 0.0 if b == (0, 0, gray.shape[1], gray.shape[0]) else margin) for b in boxes]
-        batch = preprocess_batch(crops, spec.size, spec.channels)
+        batch = rec.face_batch(gray, boxes, [0.0 if b == whole else rec.margin for b in boxes])
         probs = kb.predict(batch)
         tiles = []
         for i, b in enumerate(boxes):
@@ -177,13 +176,13 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
                 row.append(tile)
                 face["explained"].append({"label": spec.labels[c], "score": round(float(probs[i, c]), 6), **_map_stats(m)})
             tiles.append(np.hstack(row))
-            rec["faces"].append(face)
+            record["faces"].append(face)
         if out_dir:
             width = max(t.shape[1] for t in tiles)
             sheet = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0))) for t in tiles])
             write_image_atomic(target_png, sheet)
-            rec["output"] = str(target_png)
-        records.append(rec)
+            record["output"] = str(target_png)
+        records.append(record)
     return records
 
 

@@ -2,7 +2,8 @@
 (imports only `errors`) so that the runtime, the benchmark and export all read it downward.
 
 The CLI's --format/--quantize choices, validation, backend selection from a file suffix and
-the benchmark all read this table. Light: exporters are named by dotted path, imported on use.
+the benchmark all read this table. Light: exporters and metadata embedders are named by dotted path,
+imported on use.
 """
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ class Format:
     name: str
     suffix: str
     quantizations: tuple[str, ...]  # "none" = float32 as trained
-    exporter: str | None  # "module:function" or None (source format)
+    exporter: str | None  # "module:function" or None (source format): writes the graph, returns the file's spec
     backends: tuple[str, ...]  # runtime backends able to run it, preferred first
+    embedder: str | None = None  # "module:function" (path, spec) -> spec: embeds the spec, replacing any there
+    options: tuple[str, ...] = ()  # export settings the exporter also takes, by keyword (e.g. int8_method)
 
 
 FORMATS: tuple[Format, ...] = (
     Format("keras", ".keras", ("none",), None, ("keras",)),
     Format("tflite", ".tflite", ("none", "fp16", "dynamic", "int8"), "fer_edge.export.tflite:export_tflite",
-           ("litert", "tflite-runtime", "tensorflow")),
-    Format("onnx", ".onnx", ("none", "dynamic", "int8"), "fer_edge.export.onnx:export_onnx", ("onnxruntime",)),
+           ("litert", "tflite-runtime", "tensorflow"), "fer_edge.export.metadata:embed_tflite_spec"),
+    Format("onnx", ".onnx", ("none", "dynamic", "int8"), "fer_edge.export.onnx:export_onnx", ("onnxruntime",),
+           "fer_edge.export.metadata:embed_onnx_spec", ("int8_method",)),
 )
 
 QUANTIZATIONS: tuple[str, ...] = ("none", "fp16", "dynamic", "int8")

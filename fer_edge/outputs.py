@@ -4,13 +4,15 @@
 - Two outputs of one command never share a name (`predict` used to write `a/photo.jpg`, `a/photo.png`
   and `b/photo.jpg` all to `photo_fer.png`).
 - An existing file is replaced only with `--overwrite`; the check runs before any work starts.
-- Files appear under their final name only when complete (`atomic_write_*`: a `.partial` file renamed).
+- Files appear under their final name only when complete (`atomic_write_*`, `atomic_path`: a `.partial`
+  file renamed).
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from fer_edge.errors import UsageError
 
@@ -99,3 +101,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """For writers that want a file name (csv, matplotlib's savefig): yield a temporary path beside `path`
+    with the same suffix (`NAME.PID.partial.EXT`, so a writer that picks its format from the suffix still
+    does); renamed to `path` when the block succeeds, removed when it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ BUNDLED_KERAS = SAMPLE.parent.parent.parent / "fer_edge" / "models" / "fer_edge_
 
 def _train(backend: str, out, *extra) -> subprocess.CompletedProcess:
     env = dict(os.environ, KERAS_BACKEND=backend)
-    return subprocess.run([sys.executable, "-c", BLOCK_TF, "train", "--data", str(SAMPLE), "--arch", "edgenet",
+    return subprocess.run([sys.executable, "-c", BLOCK_TF, "train", "--data", str(SAMPLE), "--arch", "edgenet_tiny",
                            "--epochs", "1", "--out", str(out), *extra], capture_output=True, text=True, env=env,
                           timeout=600)
 

@@ -58,7 +58,7 @@ def test_bench_outputs(bench_dir, sample_data, tmp_path):
     j = json.loads((tmp_path / "b.json").read_text())
     assert j["schema"] == "fer-edge/bench/1" and len(j["rows"]) == len(res.rows)
     assert {"env", "settings", "detector", "end_to_end"} <= set(j)
-    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "b.csv").read_text().splitlines()))
     assert len(rows) == len(res.rows) and "lat_p90" in rows[0]
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -39,7 +39,7 @@ def test_host_cam_matches_definition():
     m = create_model("edgenet", (48, 48, 1), 3)
     x = np.random.default_rng(1).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
     maps, probs = HostCAM(m)(x)
-    feats = np.asarray(keras.Model(m.inputs, m.get_layer("gap").input)(x))
+    feats = np.asarray(keras.Model(m.inputs[0], m.get_layer("gap").input)(x))
     w = m.get_layer("predictions").get_weights()[0]
     c = probs.argmax(1)
     ref = np.maximum(np.einsum("nhwc,nc->nhw", feats, w[:, c].T), 0)

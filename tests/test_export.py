@@ -75,7 +75,7 @@ def test_cam_output_matches_numpy(tiny_exports, tiny_run):
     probs, feats = b.run(x)[:2]
     m = keras.models.load_model(tiny_run / "model.keras", safe_mode=True, compile=False)
     gap = m.get_layer("gap")
-    feat_model = keras.Model(m.inputs, gap.input)
+    feat_model = keras.Model(m.inputs[0], gap.input)
     ref_feats = np.asarray(feat_model(x.astype("float32")))
     np.testing.assert_allclose(feats, ref_feats, atol=1e-4)
     w = np.asarray(b.spec.cam["weights"], np.float32)
@@ -230,3 +230,97 @@ def test_flip_tta_in_the_graph(tiny_run, sample_data, tmp_path):
     assert q.spec.tta == "flip" and np.abs(q.predict(x) - probs).max() < 0.05
     with pytest.raises(UsageError, match="Did you mean 'flip'"):
         export_model(tiny_run, "onnx", "none", data=str(sample_data), out=tmp_path, tta="flipp")
+
+
+# --- the gate and the cross-format check are pure functions: their limits, tested without a model ---
+
+THRESHOLDS = {"max_drop_points": 1.5, "min_agreement": 0.995, "min_cross_agreement": 0.99,
+              "min_emulated_agreement": 0.99, "onnx_int8": "tflite"}
+
+
+def _meas(agreement=1.0, delta=0.0, holdout=None, emulated=None):
+    from fer_edge.export.api import Measurements, SetResult
+
+    sets = {"val": SetResult(0.6, 0.5, agreement, delta, 0.01)}
+    if holdout is not None:
+        sets["holdout"] = SetResult(0.6, 0.5, *holdout, 0.01)
+    return Measurements(sets, emulated)
+
+
+@pytest.mark.parametrize("q,meas,status,note", [
+    # float files: top-1 agreement decides, at the limit passes, just below fails; accuracy drop is not looked at
+    ("none", dict(agreement=0.995), "ok", ""),
+    ("none", dict(agreement=0.9949), "gate-failed", "val: top-1 agreement 0.9949 < 0.995"),
+    ("fp16", dict(agreement=0.996, delta=-40.0), "ok", ""),
+    # quantized files: accuracy drop decides, at the limit passes, just above fails; agreement is not looked at
+    ("int8", dict(agreement=0.5, delta=-1.5), "ok", ""),
+    ("int8", dict(delta=-1.51), "gate-failed", "val: accuracy drop 1.51 points > --max-drop 1.5"),
+    ("dynamic", dict(delta=2.0), "ok", ""),
+    ("int8", dict(holdout=(1.0, -1.6)), "gate-failed", "holdout: accuracy drop 1.60 points > --max-drop 1.5"),
+])
+def test_gate_limits(q, meas, status, note):
+    from fer_edge.export.api import gate
+
+    got_status, notes = gate(_meas(**meas), q, THRESHOLDS)
+    assert (got_status, "; ".join(notes)) == (status, note)
+
+
+def test_gate_emulated_cpu_and_every_failure_listed():
+    from fer_edge.export.api import EmulatedResult, gate
+
+    at_limit = EmulatedResult("x86-64 AVX2 (QEMU)", 0.99, 300, "holdout")
+    assert gate(_meas(emulated=at_limit), "int8", THRESHOLDS) == ("ok", [])
+    below = EmulatedResult("x86-64 AVX2 (QEMU)", 0.9899, 300, "holdout")
+    status, notes = gate(_meas(delta=-3.0, holdout=(1.0, -2.0), emulated=below), "int8", THRESHOLDS)
+    assert status == "gate-failed"
+    assert [n.split(":")[0] for n in notes] == ["val", "holdout", "gives other answers on x86-64 AVX2 (QEMU)"]
+    assert notes[2].endswith("top-1 agreement 0.9899 with this CPU on 300 holdout faces")
+    # stricter limits fail what looser ones pass: the thresholds given are the ones applied
+    assert gate(_meas(agreement=0.999), "none", dict(THRESHOLDS, min_agreement=1.0))[0] == "gate-failed"
+
+
+def test_cross_format_check():
+    from fer_edge.export.api import cross_format
+
+    a = np.array([0, 1, 2, 3] * 25)
+    b = a.copy()
+    b[0] = 5  # 99 of 100 agree: at the limit
+    pairs, notes = cross_format({"tflite": a, "onnx": b}, 0.99)
+    assert pairs == [{"a": "tflite int8", "b": "onnx int8", "agreement": 0.99, "n": 100}] and notes == {}
+    b[1] = 5  # 98 of 100: below
+    pairs, notes = cross_format({"tflite": a, "onnx": b}, 0.99)
+    assert pairs[0]["agreement"] == 0.98
+    assert notes == {f: ["int8 tflite and onnx agree on 0.9800 < 0.99 of gate faces"] for f in ("tflite", "onnx")}
+    assert cross_format({"tflite": a}, 0.99) == ([], {})  # one format: nothing to compare
+
+
+def test_embedders_replace_the_spec(tmp_path):
+    """The formats table's embedder per format: a second embed replaces the first (one spec in the file,
+    the graph untouched), as export does with the provisional and the final spec."""
+    from importlib import import_module
+
+    from fer_edge.formats import get_format
+    from fer_edge.metadata import read_onnx_metadata, read_tflite_metadata, tflite_flatbuffer  # the backends' readers
+    from fer_edge.spec import METADATA_KEY
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    files = {"tflite": (tmp_path / "m.tflite", read_tflite_metadata), "onnx": (tmp_path / "m.onnx", read_onnx_metadata)}
+    files["tflite"][0].write_bytes(b"\x01" * 64)
+    onnx.save(helper.make_model(graph), files["onnx"][0])
+    spec = ModelSpec(labels=["a", "b"], arch="x", class_map={"a": ["angry"], "b": ["happy"]}, metrics={"stage": 1})
+    for name, (path, read) in files.items():
+        mod, _, fn = get_format(name).embedder.partition(":")
+        embed = getattr(import_module(mod), fn)
+        embed(path, spec)
+        size = path.stat().st_size
+        final = embed(path, spec.replace(metrics={"stage": 2}))
+        assert read(path) == final and final.metrics == {"stage": 2} and final.graph_sha256
+        assert path.stat().st_size == size  # replaced, not appended
+    assert tflite_flatbuffer(files["tflite"][0]) == b"\x01" * 64
+    assert [p.key for p in onnx.load(files["onnx"][0]).metadata_props].count(METADATA_KEY) == 1
+    assert not list(tmp_path.glob("*.meta")) and not list(tmp_path.glob("*.partial"))

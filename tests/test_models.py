@@ -20,11 +20,29 @@ def test_registry_lists_the_study_and_ours():
     assert resolve_archs("all") == list_models()
 
 
-FULL_SIZE = {"vgg16", "resnet50", "resnet50v2", "efficientnetb0"}  # ImageNet-size backbones: 30 s each on 2 cores (-m slow)
+TINY = {"edgenet": "edgenet_tiny", "vgg": "vgg_tiny"}  # families with a width knob: their test-size variant
+SMALL = {"mini_xception", "sequential"}  # small enough as they are
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in FULL_SIZE else n
-                                  for n in sorted(STUDY | {"edgenet"})])
+def _tiers():
+    """Default tier: the tiny variants and the small models; `-m large`: every full-size architecture."""
+    for name in sorted(STUDY | {"edgenet"}):
+        yield pytest.param(name, marks=() if name in SMALL else pytest.mark.large)
+    yield from sorted(TINY.values())
+
+
+def test_tiny_variants_are_registered_but_not_in_the_zoo():
+    from fer_edge.training.registry import list_models
+
+    assert set(TINY.values()) == set(list_models(("tiny",)))
+    assert not set(TINY.values()) & set(list_models()) and not set(TINY.values()) & set(resolve_archs("all"))
+    for full, tiny in TINY.items():
+        a, b = get_arch(full), get_arch(tiny)
+        assert (a.family, a.cam, a.input_shape, a.defaults) == (b.family, b.cam, b.input_shape, b.defaults)
+        assert count_macs(create_model(tiny, None, 7)) < count_macs(create_model(full, None, 7)) / 10
+
+
+@pytest.mark.parametrize("name", list(_tiers()))
 def test_builds_and_trains_one_step(name):
     keras.utils.set_random_seed(0)
     m = create_model(name, (48, 48, 1), 3)

@@ -11,7 +11,8 @@ import pytest
 from fer_edge.errors import DataError, ModelError, UsageError
 from fer_edge.runtime.detect import HaarFaceDetector
 from fer_edge.runtime.recognizer import EmotionRecognizer, bundled_model
-from fer_edge.runtime.track import Tracker, iou
+from fer_edge.runtime.boxes import iou
+from fer_edge.runtime.track import Tracker
 from fer_edge.runtime.video import run_cam
 
 
@@ -103,7 +104,7 @@ def test_bad_models(tmp_path):
 
 
 def _video(path, sample_data, frames=40):
-    from fer_edge.bench import make_demo_video
+    from fer_edge.demo import make_demo_video
 
     faces = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(sample_data.glob("test/happy/*.jpg"))[:3]]
     return make_demo_video(path, faces, frames=frames)
@@ -152,15 +153,16 @@ def test_interrupted_loop_leaves_a_valid_video(tmp_path, sample_data):
 
 
 def test_explain_overlay(astronaut, tiny_exports, tmp_path):
-    pytest.importorskip("keras")
-    from fer_edge.runtime.cam import cam_overlay_for
+    from fer_edge.runtime.cam import draw_cams
 
-    rec = EmotionRecognizer(tiny_exports["files"][("tflite", "int8")])
-    overlay = cam_overlay_for(rec)
+    rec = EmotionRecognizer(tiny_exports["files"][("tflite", "int8")], explain=True)
     res = rec.predict(cv2.imread(str(astronaut)))
     assert res and res[0].cam is not None and res[0].cam.shape == (3, 3)
-    out = overlay(cv2.imread(str(astronaut)), res)
-    assert out.shape == (512, 512, 3)
+    plain_res = EmotionRecognizer(tiny_exports["files"][("tflite", "int8")]).predict(cv2.imread(str(astronaut)))
+    assert plain_res[0].cam is None and plain_res[0].scores == res[0].scores  # one run() path for both
+    img = cv2.imread(str(astronaut))
+    out = draw_cams(img.copy(), res)
+    assert out.shape == (512, 512, 3) and not np.array_equal(out, img)
     from fer_edge.export.metadata import append_tflite_metadata, read_tflite_metadata, tflite_flatbuffer
 
     src = tiny_exports["files"][("tflite", "none")]
@@ -168,7 +170,7 @@ def test_explain_overlay(astronaut, tiny_exports, tmp_path):
     plain.write_bytes(tflite_flatbuffer(src))
     append_tflite_metadata(plain, read_tflite_metadata(src).replace(cam=None))
     with pytest.raises(UsageError, match="no CAM output"):
-        cam_overlay_for(EmotionRecognizer(plain))
+        EmotionRecognizer(plain, explain=True)
 
 
 def test_whole_runtime_without_tensorflow(tmp_path, astronaut, sample_data):

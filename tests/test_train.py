@@ -44,7 +44,7 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     run2 = train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None)
     assert run2 == run
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
-    rows = list(csv.DictReader((run / "history.csv").open()))
+    rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
 

@@ -1,4 +1,4 @@
-"""`fer-edge bench`: the benchmark table (see fer_edge.bench for what each row measures)."""
+"""`fer-edge bench`: the benchmark table (see fer_edge.bench for what lives where and what each row measures)."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 
 from fer_edge.cli.common import console, handle_errors, safe
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from fer_edge.cli.common import handle_errors, plain, print_json
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
 from fer_edge.defaults import CAM_DEFAULTS
 
@@ -59,16 +59,14 @@ def cam_cmd(
 
     with tempfile.TemporaryDirectory() as tmp:
         if source == "demo":
-            from fer_edge.bench import demo_faces, make_demo_video
+            from fer_edge.demo import demo_faces, make_demo_video
 
             source = str(make_demo_video(f"{tmp}/demo.mp4", demo_faces(), frames=max_frames or 300))
         rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every,
-                                precision=precision, detector_config=detector)
-        overlay = None
-        if explain:
-            from fer_edge.runtime.cam import cam_overlay_for
+                                precision=precision, detector_config=detector, explain=explain)
+        from fer_edge.runtime.cam import draw_cams
 
-            overlay = cam_overlay_for(rec)
+        overlay = draw_cams if explain else None
         stats = run_cam(rec, source, display=display, output=output, jsonl=jsonl, max_frames=max_frames,
                         fps_overlay=fps_overlay, overlay=overlay, log=lambda m: typer.echo(m, err=True))
     summary = stats.to_dict()

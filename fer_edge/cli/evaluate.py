@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json, safe, write_json_file
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
 
 
@@ -51,9 +51,10 @@ def evaluate_cmd(
 
     check_outputs([json_file], [model, data], overwrite=True, option="--json")
 
-    p = Path(model)
-    if p.is_dir() and (p / "model.keras").is_file():
-        p = p / "model.keras"
+    from fer_edge.rundir import RunDir
+
+    run = RunDir(model)  # a run directory stands for its model.keras
+    p = run.model if run.model.is_file() else Path(model)
     rep = evaluate(p, data, split=split, classes=classes, backend=backend, limit=limit)
     if json_file == "-":
         return print_json(rep)

@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json, write_json_file, safe
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 
 
 @app.command("explain")
@@ -32,9 +32,10 @@ def explain_cmd(
     from fer_edge.errors import UsageError
     from fer_edge.explain import explain_images, run_checks
 
-    p = Path(model)
-    if p.is_dir() and (p / "model.keras").is_file():
-        p = p / "model.keras"
+    from fer_edge.rundir import RunDir
+
+    run = RunDir(model)  # a run directory stands for its model.keras
+    p = run.model if run.model.is_file() else Path(model)
     if checks:
         res = run_checks(p, data, edge_model=edge_model, n=n, method=method, out=output)
         write_json_file(Path(output) / "checks.json", res)

@@ -6,8 +6,9 @@ from typing import Optional
 import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json, safe
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 from fer_edge.formats import EXPORT_FORMATS, QUANTIZATIONS
+from fer_edge.rundir import EXPORT_DIR
 
 
 def render_export(report) -> None:
@@ -45,7 +46,7 @@ def export_cmd(
     format: str = typer.Option("all", "--format", help=" | ".join((*EXPORT_FORMATS, "all")) + " (comma list allowed)."),
     quantize: str = typer.Option("all", "--quantize", help=" | ".join((*QUANTIZATIONS, "all")) + "."),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 for calibration and the gate (default: the run's)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Output folder (default: RUN/export)."),
+    out: Optional[str] = typer.Option(None, "--out", help=f"Output folder (default: RUN/{EXPORT_DIR})."),
     int8_io: str = typer.Option("uint8", "--int8-io", help="TFLite int8 input/output type: uint8 | int8 | float."),
     max_drop: float = typer.Option(1.5, "--max-drop", help="Largest int8/dynamic accuracy drop allowed, in points."),
     calib_size: int = typer.Option(500, "--calib-size", min=300, help="Representative images (stratified, >= 300)."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from fer_edge.cli.common import console, handle_errors, print_json
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 
 
 @app.command("models")

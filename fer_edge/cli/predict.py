@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 
 from fer_edge.cli.common import console, handle_errors, plain, print_json, safe
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
 
 
@@ -38,13 +38,11 @@ def predict_cmd(
 
         raise UsageError(f"--margin must be between 0 and 1, got {margin}.")
     rec = EmotionRecognizer(model, backend=backend, threads=threads, margin=margin, precision=precision,
-                            detector_config=detector)
+                            detector_config=detector, explain=explain)
 
-    overlay = None
-    if explain:
-        from fer_edge.runtime.cam import cam_overlay_for
+    from fer_edge.runtime.cam import draw_cams
 
-        overlay = cam_overlay_for(rec)
+    overlay = draw_cams if explain else None
     records = predict_images(rec, images, output, overlay=overlay, overwrite=overwrite)
     if rec.precision_note and not json_out:
         typer.echo(rec.precision_note, err=True)

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from fer_edge.cli.common import handle_errors
-from fer_edge.cli.main import app
+from fer_edge.cli.app import app
 
 DEFAULT_DATA = "../shared/fer2013"
 
@@ -85,14 +85,9 @@ def train_cmd(
 
 def _exit_for(runs) -> None:
     """A run stopped by Ctrl-C/SIGTERM/SIGHUP is saved (resumable) but did not finish: exit 128 + signal."""
-    import json
-
+    from fer_edge.rundir import RunDir
     from fer_edge.signals import interrupt_exit_code
 
     for r in runs:
-        try:
-            status = json.loads((r / "config.json").read_text()).get("status")
-        except (OSError, ValueError):
-            status = None
-        if status == "interrupted":
+        if RunDir(r).status() == "interrupted":
             raise typer.Exit(interrupt_exit_code())

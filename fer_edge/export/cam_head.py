@@ -29,7 +29,7 @@ def cam_model(model):
         w, b = dense[0].get_weights()
     else:  # class maps pooled straight into the softmax (Mini-Xception): the maps are the CAMs
         w, b = np.eye(channels, dtype=np.float32), np.zeros(channels, np.float32)
-    two = keras.Model(model.inputs, [model.outputs[0], features], name=f"{model.name}_cam")
+    two = keras.Model(model.inputs[0], [model.outputs[0], features], name=f"{model.name}_cam")
     info = {"feature_layer": features.name if hasattr(features, "name") else "gap_input",
             "feature_shape": [int(d) for d in features.shape[1:]],
             "weights": np.asarray(w, np.float32).round(6).tolist(),

@@ -1,6 +1,40 @@
-"""Writers for export (the readers live at the ground floor in `fer_edge.metadata`, re-exported here)."""
+"""Writers for export (the readers live at the ground floor in `fer_edge.metadata`, re-exported here).
+
+One embedder per format (`embed_tflite_spec`, `embed_onnx_spec`, named in `fer_edge.formats.FORMATS`):
+it embeds a spec in a written model file, replacing any spec already there, and returns the spec as
+written (with the graph's digest). Export embeds twice with the same function: a provisional spec so
+that the runtime backend can open the file for the parity gate, then the final one after the gate.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 from fer_edge.metadata import (append_tflite_metadata, onnx_graph_bytes, read_onnx_metadata,  # noqa: F401
                                read_tflite_metadata, set_onnx_metadata, tflite_flatbuffer)
-from fer_edge.outputs import atomic_write_bytes as write_bytes_atomic  # noqa: F401
+from fer_edge.outputs import atomic_write_bytes as write_bytes_atomic
+from fer_edge.spec import ModelSpec
+
+
+def embed_tflite_spec(path: str | Path, spec: ModelSpec) -> ModelSpec:
+    """Embed `spec` in a .tflite file: the flatbuffer without any older metadata, the spec appended.
+    Works on a temporary copy and replaces the file in one rename, so a reader never sees half a zip."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".meta")
+    try:
+        tmp.write_bytes(tflite_flatbuffer(path))
+        written = append_tflite_metadata(tmp, spec)
+        write_bytes_atomic(path, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def embed_onnx_spec(path: str | Path, spec: ModelSpec) -> ModelSpec:
+    """Embed `spec` in an .onnx file's metadata_props (replacing an older spec), saved atomically."""
+    from fer_edge._optional import require
+
+    onnx = require("onnx")
+    proto = onnx.load(str(path))
+    written = set_onnx_metadata(proto, spec)
+    write_bytes_atomic(path, proto.SerializeToString())
+    return written

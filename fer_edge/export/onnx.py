@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from fer_edge._optional import require
 from fer_edge.errors import ModelError, UsageError
-from fer_edge.export.metadata import set_onnx_metadata
+from fer_edge.export.metadata import write_bytes_atomic
 from fer_edge.spec import ModelSpec
 
 OPSET = 17
@@ -124,6 +123,8 @@ def _uint8_activations(proto):
 
 def export_onnx(model, spec: ModelSpec, out_path: Path, quantization: str, calib: np.ndarray | None,
                 int8_io: str = "float", int8_method: str = "tflite") -> ModelSpec:
+    """Convert, check and write the graph to `out_path` (atomically); returns the file's spec, which the
+    caller embeds (`export.metadata.embed_onnx_spec`, once it knows the file's metrics)."""
     onnx = require("onnx")
     if quantization not in ("none", "dynamic", "int8"):
         raise UsageError(f"ONNX has no quantization '{quantization}' here; choose none, dynamic or int8.")
@@ -170,14 +171,11 @@ def export_onnx(model, spec: ModelSpec, out_path: Path, quantization: str, calib
                                              "weights": "int8 per-channel (7-bit, reduce_range)",
                                              "activations": "uint8"}
         q = onnx.load(final)
-        out_spec = set_onnx_metadata(q, out_spec)
         try:
             onnx.checker.check_model(q)
         except Exception as exc:
             raise ModelError(f"exported ONNX ({quantization}) fails the onnx checker: {str(exc)[:200]}") from None
-        tmp = out_path.with_name(out_path.name + ".partial")
-        onnx.save(q, tmp)
-        os.replace(tmp, out_path)
+        write_bytes_atomic(out_path, q.SerializeToString())
     return out_spec
 
 
@@ -200,12 +198,3 @@ def int8_weight_range(path: str | Path) -> int:
             if q.dtype == np.int8:
                 worst = max(worst, int(np.abs(q.astype(np.int16)).max()))
     return worst
-
-
-def rewrite_onnx_spec(path: Path, spec: ModelSpec) -> None:
-    onnx = require("onnx")
-    q = onnx.load(path)
-    set_onnx_metadata(q, spec)
-    tmp = path.with_name(path.name + ".partial")
-    onnx.save(q, tmp)
-    os.replace(tmp, path)

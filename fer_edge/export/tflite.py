@@ -7,7 +7,7 @@ import numpy as np
 
 from fer_edge._optional import require
 from fer_edge.errors import ModelError, UsageError
-from fer_edge.export.metadata import append_tflite_metadata, write_bytes_atomic
+from fer_edge.export.metadata import write_bytes_atomic
 from fer_edge.spec import ModelSpec
 
 INT8_IO = ("uint8", "int8", "float")
@@ -15,16 +15,12 @@ INT8_IO = ("uint8", "int8", "float")
 
 def export_tflite(model, spec: ModelSpec, out_path: Path, quantization: str, calib: np.ndarray | None,
                   int8_io: str = "uint8") -> ModelSpec:
-    """Convert and write `out_path` (atomically, with metadata appended); returns the file's spec."""
+    """Convert and write the flatbuffer to `out_path` (atomically); returns the file's spec, which the
+    caller embeds (`export.metadata.embed_tflite_spec`, once it knows the file's metrics)."""
     blob, input_dtype = convert(model, quantization, calib, int8_io)
     qparams = _io_quant_params(blob)
-    out_spec = spec.replace(format="tflite", quantization=quantization, input_dtype=input_dtype, quant_params=qparams)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    tmp.write_bytes(blob)
-    out_spec = append_tflite_metadata(tmp, out_spec)
-    write_bytes_atomic(out_path, tmp.read_bytes())
-    tmp.unlink(missing_ok=True)
-    return out_spec
+    write_bytes_atomic(out_path, blob)
+    return spec.replace(format="tflite", quantization=quantization, input_dtype=input_dtype, quant_params=qparams)
 
 
 def convert(model, quantization: str, calib: np.ndarray | None, int8_io: str = "uint8") -> tuple[bytes, str]:

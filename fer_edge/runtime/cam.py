@@ -51,15 +51,11 @@ def blend_heatmap(image: np.ndarray, box, cam: np.ndarray, alpha: float = 0.45) 
     return image
 
 
-def cam_overlay_for(recognizer):
-    """Turn CAMs on in `recognizer` and return an overlay function for draw pipelines."""
-    require_cam(recognizer.spec)
-    recognizer.explain = True
-
-    def overlay(image, results):
-        for r in results:
-            if r.cam is not None:
-                blend_heatmap(image, r.box, r.cam)
-        return image
-
-    return overlay
+def draw_cams(image: np.ndarray, results) -> np.ndarray:
+    """The overlay for draw pipelines (predict --explain, cam --explain): blend each result's CAM into its
+    box, in place. The maps come from `EmotionRecognizer(..., explain=True)`; results without one are
+    left as they are."""
+    for r in results:
+        if r.cam is not None:
+            blend_heatmap(image, r.box, r.cam)
+    return image

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from fer_edge.errors import ModelError, unknown
+from fer_edge.runtime.boxes import Box, iou
 
-Box = tuple[int, int, int, int]  # x, y, w, h in full-resolution pixels
 GROUP_EPS = 0.2  # OpenCV's own grouping tolerance in detectMultiScale
 
 
@@ -79,8 +79,6 @@ def _rotate(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nms(boxes: list[Box], thr: float = 0.3) -> list[Box]:
-    from fer_edge.runtime.track import iou
-
     keep: list[Box] = []
     for b in sorted(boxes, key=lambda b: (-b[2] * b[3], b)):
         if all(iou(b, k) < thr for k in keep):

@@ -2,7 +2,7 @@
 
 The TFLite interpreter (and, rarely, onnxruntime) trusts the flatbuffer/protobuf it is given: a
 bit-flipped `.tflite` with valid metadata segfaulted LiteRT at load (exit 139). A crash cannot be
-caught in-process, so the first time a file is seen, a child process loads it with the chosen
+caught in-process, so the first time a file is seen, a child process (runtime.probe) loads it with the chosen
 backend and runs two small batches; if the child dies, times out or fails, the file is refused
 with a one-line error. Files that pass are remembered by SHA-256 (and backend) in the cache
 (`$FER_EDGE_CACHE/verified_models.json`), so the cost (about 0.25 s, measured on the dev box)
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fer_edge.errors import FerEdgeError, ModelError
+from fer_edge.errors import ModelError
 
 PROBE_TIMEOUT_S = 120
 TRUST_ENV = "FER_EDGE_TRUST_MODELS"
@@ -85,7 +85,7 @@ def verify(path: str | Path, backend: str) -> None:
     from fer_edge.metadata import precheck
 
     precheck(path)
-    cmd = [sys.executable, "-m", "fer_edge.runtime.guard", backend, str(path)]
+    cmd = [sys.executable, "-m", "fer_edge.runtime.probe", backend, str(path)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env,
@@ -105,30 +105,3 @@ def verify(path: str | Path, backend: str) -> None:
         msg = lines[-1][len("error: "):] if lines else f"{backend} failed to run it (exit {proc.returncode})"
         raise ModelError(msg if msg.startswith(str(path)) else f"{path}: {msg}")
     remember(path, backend, digest)
-
-
-def _probe(backend: str, path: str) -> int:
-    import numpy as np
-
-    from fer_edge.runtime.backends import backend_class
-
-    try:
-        b = backend_class(backend).load(Path(path))
-        shape = tuple(b.spec.input_shape)
-        for n in (1, 3):
-            out = np.asarray(b.predict(np.full((n, *shape), 128, np.uint8)))
-            if out.shape != (n, b.spec.num_classes) or not np.all(np.isfinite(out)):
-                raise ModelError(f"{path}: the model returned {out.shape} non-finite or misshapen scores "
-                                 f"for a batch of {n}; it is corrupt.")
-    except FerEdgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # any failure of the interpreter on this file: the file is bad
-        first = (str(exc).splitlines() or [""])[0][:200]
-        print(f"error: {path}: {backend} cannot run it ({exc.__class__.__name__}: {first}).", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_probe(sys.argv[1], sys.argv[2]))

@@ -5,7 +5,6 @@ it loads the bundled int8 model (TFLite when a TFLite interpreter is installed, 
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import threading
 import time
@@ -17,25 +16,31 @@ import numpy as np
 from fer_edge.errors import ModelError, UsageError
 from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
 from fer_edge.runtime.backends import Backend, load_backend
-from fer_edge.runtime.detect import Box, DetectorConfig, FaceDetector, HaarFaceDetector
-from fer_edge.runtime.track import Tracker, iou
+from fer_edge.runtime.boxes import Box, iou
+from fer_edge.runtime.detect import DetectorConfig, FaceDetector, HaarFaceDetector
+from fer_edge.runtime.track import Tracker
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 BUNDLED_STEM = "fer_edge_default"
 
 
 def bundled_files(prefer: str | None = None) -> dict[str, Path]:
-    """The packaged default model, precision -> file, in the format of the first usable backend:
-    TFLite when LiteRT/tflite-runtime is installed (or asked for), else ONNX."""
-    has_tflite = any(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tflite_runtime"))
-    if prefer in ("litert", "tflite-runtime", "tensorflow", "tflite"):
-        suffixes = [".tflite"]
-    elif prefer in ("onnxruntime", "onnx"):
-        suffixes = [".onnx"]
-    else:
-        suffixes = [".tflite", ".onnx"] if has_tflite else [".onnx", ".tflite"]
-    for suffix in suffixes:
-        files = {p: BUNDLED_DIR / f"{BUNDLED_STEM}_{p}{suffix}" for p in ("int8", "fp32")}
+    """The packaged default model, precision -> file, in the format of the first usable backend: `prefer`
+    (a backend or format name) decides, else the exported formats in FORMATS order whose runtime backend
+    (one under fer_edge/runtime, not TensorFlow) is installed first: TFLite with LiteRT, else ONNX."""
+    from fer_edge.formats import BACKENDS, EXPORT_FORMATS, get_format
+    from fer_edge.runtime.backends import installed
+
+    formats = [get_format(name) for name in EXPORT_FORMATS]
+    chosen = [f for f in formats if prefer in (f.name, *f.backends)]
+    if not chosen:
+        def runnable(f) -> bool:
+            return any(b in BACKENDS and BACKENDS[b][0].startswith("fer_edge.runtime.") and installed(b)
+                       for b in f.backends)
+
+        chosen = sorted(formats, key=lambda f: not runnable(f))  # stable: FORMATS order among equals
+    for fmt in chosen:
+        files = {p: BUNDLED_DIR / f"{BUNDLED_STEM}_{p}{fmt.suffix}" for p in ("int8", "fp32")}
         files = {p: f for p, f in files.items() if f.is_file()}
         if files:
             return files
@@ -80,7 +85,9 @@ class EmotionRecognizer:
     def __init__(self, model: str | Path | Backend | None = None, detector: FaceDetector | None = None,
                  backend: str | None = None, threads: int | None = None, smoothing: float | None = None,
                  margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | str | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", explain: bool = False):
+        """`explain=True`: every FaceResult also carries its class activation map (`cam`, 0..1), from the
+        file's CAM output (see runtime.cam); a file exported without one is refused here, not per frame."""
         from fer_edge.runtime.precision import PRECISIONS, choose
 
         if precision not in PRECISIONS:
@@ -114,7 +121,12 @@ class EmotionRecognizer:
         self.detect_every = detect_every
         self._frame = 0
         self.timings = {"detect_ms": 0.0, "classify_ms": 0.0}
-        self.explain = False  # set by runtime.cam.cam_overlay_for: also compute class activation maps
+        self.explain = bool(explain)
+        self._cam_weights = None
+        if self.explain:
+            from fer_edge.runtime.cam import require_cam
+
+            self._cam_weights = require_cam(self.spec)
         self._lock = threading.RLock()
 
     @property
@@ -127,13 +139,32 @@ class EmotionRecognizer:
             return self._classify(faces, rgb)
 
     def _classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
-        try:
-            batch = preprocess_batch(faces, self.spec.size, self.spec.channels, rgb=rgb)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        batch = self._batch(faces, rgb)
         if len(batch) == 0:
             return np.zeros((0, self.spec.num_classes), np.float32)
         return self.backend.predict(batch)
+
+    def _batch(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
+        try:
+            return preprocess_batch(faces, self.spec.size, self.spec.channels, rgb=rgb)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def gray(self, image: np.ndarray, rgb: bool = False) -> np.ndarray:
+        """Any image the API takes (BGR/RGB/gray/BGRA; uint8, uint16 or float) -> 8-bit gray, or UsageError."""
+        if not isinstance(image, np.ndarray):
+            raise UsageError(f"image must be a numpy array, got {type(image).__name__}.")
+        try:
+            return to_gray(image, rgb=rgb)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def face_batch(self, gray: np.ndarray, boxes: list[Box], margins: list[float] | None = None) -> np.ndarray:
+        """crop -> preprocess: the model-ready (N, H, W, C) batch of these boxes of a gray image, each
+        cropped with its margin (the recognizer's by default). The one path from a detection to the
+        model's input: predict and `fer-edge explain` both go through it."""
+        margins = [self.margin] * len(boxes) if margins is None else margins
+        return self._batch([crop_box(gray, b, m) for b, m in zip(boxes, margins)])
 
     def _find_faces(self, gray: np.ndarray) -> tuple[list[Box], list | None]:
         """Boxes for this frame, and their tracks when tracking. Full detection every `detect_every`
@@ -165,26 +196,22 @@ class EmotionRecognizer:
             return self._predict(image, rgb)
 
     def _predict(self, image: np.ndarray, rgb: bool) -> list[FaceResult]:
-        if not isinstance(image, np.ndarray):
-            raise UsageError(f"image must be a numpy array, got {type(image).__name__}.")
-        try:
-            gray = to_gray(image, rgb=rgb)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        gray = self.gray(image, rgb)
         t0 = time.perf_counter()
         boxes, tracks = self._find_faces(gray)
         self._frame += 1
         t1 = time.perf_counter()
-        crops = [crop_box(gray, b, self.margin) for b in boxes]
+        batch = self.face_batch(gray, boxes)
         cams = None
-        if self.explain and crops:
-            from fer_edge.runtime.cam import cam_maps, require_cam
+        if not len(batch):
+            probs = np.zeros((0, self.spec.num_classes), np.float32)
+        elif self.explain:
+            from fer_edge.runtime.cam import cam_maps
 
-            batch = preprocess_batch(crops, self.spec.size, self.spec.channels)
             probs, features = self.backend.run(batch)[:2]
-            cams = cam_maps(features, require_cam(self.spec), probs.argmax(1))
+            cams = cam_maps(features, self._cam_weights, probs.argmax(1))
         else:
-            probs = self._classify(crops)
+            probs = self.backend.predict(batch)
         t2 = time.perf_counter()
         self.timings = {"detect_ms": (t1 - t0) * 1e3, "classify_ms": (t2 - t1) * 1e3}
         results = []

@@ -34,7 +34,9 @@ def load_keras_model(path: Path):
 
 def keras_spec(path: Path, model=None) -> ModelSpec:
     """<stem>.spec.json or spec.json beside the model (written by `fer-edge train`)."""
-    for spec_file in (path.with_name(path.stem + ".spec.json"), path.with_name("spec.json")):
+    from fer_edge.rundir import RunDir
+
+    for spec_file in (path.with_name(path.stem + ".spec.json"), RunDir(path.parent).spec):
         if spec_file.is_file():
             return ModelSpec.from_json(spec_file.read_text(), where=str(spec_file))
     raise ModelError(f"{path}: no spec.json beside it (written by `fer-edge train`); "
@@ -97,9 +99,7 @@ class KerasBackend(Backend):
     def version(self) -> str:
         return self._tf.__version__
 
-    def predict(self, batch):
+    def run(self, batch):
         batch = self.check_batch(batch)
         out = self._fn(self._tf.constant(batch, self._tf.float32))
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return np.asarray(out, np.float32)
+        return [np.asarray(o, np.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fer_edge.errors import UsageError
+from fer_edge.rundir import model_file
 
 
 def load_model_option(source: str | os.PathLike, option: str):
     """-> (model, path), or a one-line UsageError naming the option. Loaded in Keras' safe mode."""
     import keras
 
-    path = Path(source)
-    if path.is_dir():
-        path = path / "model.keras"
+    path = model_file(source)
     if not path.is_file():
         raise UsageError(f"{option} {source}: no such run directory or .keras file.")
     try:

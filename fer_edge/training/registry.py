@@ -2,9 +2,15 @@
 
 Builders register themselves on import of `fer_edge.training.models`; the CLI's
 --arch choices, `fer-edge models` and `--arch all` all read this one table.
+
+Size tiers: a family that has a width knob also registers `NAME_tiny`, the same builder with a few
+filters (`tiny=` below). Tests train and export those in seconds through the very code paths users
+run; the full-size models are tested under the `large` marker. Tiny variants are real architectures
+(`--arch edgenet_tiny` trains) but are left out of `--arch all` and `fer-edge models`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,17 +26,29 @@ class ArchInfo:
     defaults: dict[str, Any] = field(default_factory=dict)  # training defaults (lr, optimizer, two_phase...)
     pretrained: bool = False  # accepts --weights imagenet|PATH
     cam: bool = False  # head = GAP -> linear classifier: qualifies for edge CAM
+    input_shape: tuple[int, int, int] = (48, 48, 1)  # H, W, C the model is built for (FER2013: 48x48 gray)
+    tier: str = "full"  # full | tiny (a test-size variant of a full family)
 
 
 _REGISTRY: dict[str, ArchInfo] = {}
 
 
+TIERS = ("full", "tiny")
+
+
 def register_model(name: str, *, source: str, family: str, defaults: dict | None = None,
-                   pretrained: bool = False, cam: bool = False):
-    """Decorator: register `fn(input_shape, num_classes, **kw) -> keras.Model` under `name`."""
+                   pretrained: bool = False, cam: bool = False, input_shape: tuple = (48, 48, 1),
+                   tiny: dict | None = None):
+    """Decorator: register `fn(input_shape, num_classes, **kw) -> keras.Model` under `name`, and with
+    `tiny` (builder keyword arguments, e.g. narrow widths) its test-size variant `NAME_tiny`."""
 
     def deco(fn):
-        _REGISTRY[name] = ArchInfo(name, fn, source, family, dict(defaults or {}), pretrained, cam)
+        shape = tuple(int(v) for v in input_shape)
+        _REGISTRY[name] = ArchInfo(name, fn, source, family, dict(defaults or {}), pretrained, cam, shape)
+        if tiny:
+            _REGISTRY[f"{name}_tiny"] = ArchInfo(
+                f"{name}_tiny", functools.partial(fn, **tiny), f"{source}; test-size variant {tiny}", family,
+                dict(defaults or {}), pretrained, cam, shape, tier="tiny")
         return fn
 
     return deco
@@ -40,9 +58,10 @@ def _load() -> None:
     import fer_edge.training.models  # noqa: F401  (registers every family)
 
 
-def list_models() -> list[str]:
+def list_models(tiers: tuple[str, ...] = ("full",)) -> list[str]:
+    """Registered names of these tiers (default: the full-size zoo that `--arch all` trains)."""
     _load()
-    return list(_REGISTRY)
+    return [n for n, a in _REGISTRY.items() if a.tier in tiers]
 
 
 def get_arch(name: str) -> ArchInfo:
@@ -52,10 +71,11 @@ def get_arch(name: str) -> ArchInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, input_shape=(48, 48, 1), num_classes: int = 7, **kwargs):
-    """Build architecture `name` (a functional keras.Model with normalisation inside)."""
+def create_model(name: str, input_shape=None, num_classes: int = 7, **kwargs):
+    """Build architecture `name` (a functional keras.Model with normalisation inside); `input_shape`
+    None: the architecture's own (`ArchInfo.input_shape`)."""
     info = get_arch(name)
-    return info.builder(tuple(input_shape), int(num_classes), **kwargs)
+    return info.builder(tuple(info.input_shape if input_shape is None else input_shape), int(num_classes), **kwargs)
 
 
 def resolve_archs(spec: str) -> list[str]:

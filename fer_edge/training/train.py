@@ -1,9 +1,10 @@
-"""`fer-edge train`: fit loop, run directory, per-epoch checkpoints, resume, leaderboard.
+"""`fer-edge train`: fit loop, per-epoch checkpoints, resume.
 
-A run directory holds everything needed to reproduce and to resume:
-config.json (arguments, class map, data fingerprint, status), spec.json (labels/input for
-export and evaluate), last.keras + state.json (written each epoch), model.keras (best on
-val accuracy), history.csv, metrics.json, curves.png, confusion.png.
+A run directory holds everything needed to reproduce and to resume; its layout (config.json,
+spec.json, last.keras + state.json written each epoch, model.keras best on val accuracy, history.csv,
+metrics.json, plots) and the leaderboard are `fer_edge.rundir`'s. `train` runs named stages in order
+(`_reopen`, `_settle_options`, `_load_data`, `_prepare_run`, `_fit_inputs`, `_build_model`,
+`_fit_phases`, `_save_progress`, then `_interrupted` or `_final_evaluation` and `_finish`).
 """
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge import __version__
+from fer_edge.version import __version__
 from fer_edge.errors import UsageError
 from fer_edge.labels import parse_classes, ClassMap
+from fer_edge.rundir import CONFIG, LEADERBOARD_COLUMNS, RunDir, leaderboard_rows, model_file, write_leaderboard
 from fer_edge.spec import ModelSpec
+
+__all__ = ["TrainConfig", "train", "validate_config", "warm_start", "write_leaderboard", "leaderboard_rows",
+           "LEADERBOARD_COLUMNS", "get_strategy", "write_json", "save_keras_atomic"]
 
 
 @dataclass
@@ -66,9 +71,12 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_keras_atomic(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """Save a .keras model under a temporary name ending in .keras (Keras picks the format from it), then
+    rename: a reader never sees a half-written model.keras or last.keras."""
+    from fer_edge.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 class _SingleDevice:
@@ -119,17 +127,8 @@ def _started_from(run_dir: Path, out: str) -> Path:
 
 
 def _new_run_dir(out: Path, name: str) -> Path:
-    """Create a run directory atomically; two trainings started in the same second into one --out get
-    NAME and NAME-2 instead of colliding."""
-    out.mkdir(parents=True, exist_ok=True)
-    for k in range(1, 1000):
-        run_dir = out / (name if k == 1 else f"{name}-{k}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-    raise UsageError(f"{out}: cannot create a new run directory named {name}.")
+    """`RunDir.create` as a path (kept for callers of the old name)."""
+    return RunDir.create(out, name).path
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -171,7 +170,7 @@ def validate_config(cfg: TrainConfig) -> None:
     parse_classes(cfg.classes)
     get_arch(cfg.arch)
     for option, value in (("--init", cfg.init), ("--teacher", cfg.teacher)):
-        if value and not (Path(value).is_file() or (Path(value) / "model.keras").is_file()):
+        if value and not model_file(value).is_file():
             raise UsageError(f"{option} {value}: no such run directory or .keras file.")
     if not (isinstance(cfg.kd_temperature, (int, float)) and math.isfinite(cfg.kd_temperature) and cfg.kd_temperature > 0):
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
@@ -243,7 +242,7 @@ class _EpochCheckpoint:
     """Keras callback factory: each epoch saves last.keras + state.json, and model.keras when best."""
 
     @staticmethod
-    def make(run_dir: Path, state: dict, phase: int):
+    def make(run: RunDir, state: dict, phase: int):
         import keras
 
         class EpochCheckpoint(keras.callbacks.Callback):
@@ -254,12 +253,12 @@ class _EpochCheckpoint:
                 if not math.isnan(val_acc) and val_acc > state.get("best_val_accuracy", -1.0):
                     state["best_val_accuracy"] = val_acc
                     state["best_epoch"] = epoch + 1
-                    save_keras_atomic(student, run_dir / "model.keras")
-                save_keras_atomic(student, run_dir / "last.keras")
+                    save_keras_atomic(student, run.model)
+                save_keras_atomic(student, run.last)
                 state["epoch"] = epoch + 1
                 state["phase"] = phase
                 state["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-                write_json(run_dir / "state.json", state)
+                write_json(run.state, state)
 
         return EpochCheckpoint()
 
@@ -287,16 +286,18 @@ class _Budget:
         return Budget()
 
 
-def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> None:
+def _plots(run: RunDir, cm: list, labels: list[str]) -> None:
+    """curves.png (accuracy and loss per epoch, from history.csv) and confusion.png (row-normalised)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if history_csv.is_file():
+    if run.history.is_file():
         import csv
 
-        rows = list(csv.DictReader(history_csv.open()))
+        with run.history.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
         if rows:
             ep = [int(r["epoch"]) + 1 for r in rows]
             fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -306,7 +307,7 @@ def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> Non
                     ax.plot(ep, [float(r[f"val_{key}"]) for r in rows], label="val")
                 ax.set_xlabel("epoch"), ax.set_title(key), ax.legend(), ax.grid(alpha=0.3)
             fig.tight_layout()
-            fig.savefig(run_dir / "curves.png", dpi=100)
+            fig.savefig(run.curves, dpi=100)
             plt.close(fig)
     if cm:
         a = np.asarray(cm, np.float64)
@@ -321,8 +322,41 @@ def _plots(run_dir: Path, history_csv: Path, cm: list, labels: list[str]) -> Non
                         color="white" if norm[i, j] > 0.5 else "black")
         ax.set_xlabel("predicted"), ax.set_ylabel("true")
         fig.tight_layout()
-        fig.savefig(run_dir / "confusion.png", dpi=100)
+        fig.savefig(run.confusion, dpi=100)
         plt.close(fig)
+
+
+@dataclass
+class _Session:
+    """What the stages of one `train` call share. Stages fill it in order; each reads what the ones
+    before it wrote (the fields below the line are None until their stage has run)."""
+
+    cfg: TrainConfig
+    resumed: bool
+    log: Any
+    keras: Any
+    backend: str
+    state: dict[str, Any]
+    run: RunDir | None = None
+    saved: dict[str, Any] = field(default_factory=dict)  # config.json of the resumed run
+    # ---
+    info: Any = None  # registry.ArchInfo
+    class_map: ClassMap | None = None
+    splits: Any = None
+    x_train: Any = None
+    y_train: Any = None
+    config: dict[str, Any] = field(default_factory=dict)
+    spec: ModelSpec | None = None
+    train_ds: Any = None
+    val_ds: Any = None
+    class_weight: dict | None = None
+    strategy: Any = None
+    phases: list[tuple] = field(default_factory=list)  # (phase, end epoch, lr, backbone fraction)
+    t0: float = 0.0
+    model: Any = None
+    teacher: Any = None
+    status: str = "finished"
+    train_seconds: float = 0.0
 
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: list[str] | None = None,
@@ -330,212 +364,315 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     """Train one architecture; returns the run directory (complete, or marked interrupted).
 
     Runs on the Keras backend of this process (`training.backend.select_backend`, set by the CLI's
-    --backend or $KERAS_BACKEND): TensorFlow, JAX or PyTorch, with the same run directory."""
+    --backend or $KERAS_BACKEND): TensorFlow, JAX or PyTorch, with the same run directory.
+    Options are checked and the data loaded before a new run directory exists, so a bad option or data
+    set leaves nothing behind; a Ctrl-C (KeyboardInterrupt) during the fit leaves a resumable run."""
+    s = _reopen(cfg, resume, log)
+    if s.saved.get("status") == "finished":
+        log(f"{s.run.path} already finished; nothing to resume.")
+        return s.run.path
+    _settle_options(s)
+    _load_data(s)
+    _prepare_run(s)
+    _fit_inputs(s, devices)
+    s.t0 = time.time()
+    try:
+        _build_model(s)
+        _fit_phases(s, callbacks)
+    except KeyboardInterrupt:
+        s.status = "interrupted"
+    _save_progress(s)
+    if s.status != "finished":
+        return _interrupted(s)
+    _final_evaluation(s)
+    return _finish(s)
+
+
+def _reopen(cfg: TrainConfig, resume, log) -> _Session:
+    """Select the Keras backend before anything imports Keras (it reads the choice once). With --resume,
+    the run's own saved options and progress replace `cfg`: a resumed run continues as it was started,
+    with its relative paths taken from the directory it was started in."""
     from fer_edge._optional import require
     from fer_edge import keras_backends as kb
 
     backend_name = kb.select_backend()
     keras = require("keras")
-
-    from fer_edge.data import class_weights, load_splits
-    from fer_edge.metrics import classification_report
-    from fer_edge.training.flops import count_macs
-    from fer_edge.training.pipeline import make_batches
-    from fer_edge.training.registry import create_model, get_arch
-
     state: dict[str, Any] = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "phase": 1}
-    if resume:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise UsageError(f"--resume {run_dir}: not a run directory (no config.json).")
-        try:
-            saved = json.loads((run_dir / "config.json").read_text())
-            cfg = TrainConfig(**saved["train_config"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise UsageError(f"--resume {run_dir}: config.json is damaged ({exc.__class__.__name__}); "
-                             "start a new run.") from None
-        cfg = _absolute(cfg, _started_from(run_dir, cfg.out))
-        if (run_dir / "state.json").is_file():
-            state.update(json.loads((run_dir / "state.json").read_text()))
-        if saved.get("status") == "finished":
-            log(f"{run_dir} already finished; nothing to resume.")
-            return run_dir
-    validate_config(cfg)
+    s = _Session(cfg=cfg, resumed=bool(resume), log=log, keras=keras, backend=backend_name, state=state)
     if not resume:
-        cfg = _absolute(cfg, Path.cwd())
-    info = get_arch(cfg.arch)
-    class_map = parse_classes(cfg.classes)
-    keras.utils.set_random_seed(cfg.seed)
-    splits = load_splits(cfg.data, class_map, cfg.val_split, cfg.seed, cfg.strict, cfg.cache_dir)
-    x_train, y_train = splits.x_train, splits.y_train
-    if len(y_train) == 0:
-        raise UsageError(f"{cfg.data}: no training images (expected a train/ folder or Training rows).")
-    if cfg.max_train and cfg.max_train < len(y_train):
-        from fer_edge.data import stratified_sample
+        return s
+    s.run = RunDir(Path(resume))
+    if not s.run.config.is_file():
+        raise UsageError(f"--resume {s.run.path}: not a run directory (no {CONFIG}).")
+    try:
+        s.saved = s.run.read_config()
+        s.cfg = TrainConfig(**s.saved["train_config"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"--resume {s.run.path}: {CONFIG} is damaged ({exc.__class__.__name__}); "
+                         "start a new run.") from None
+    s.cfg = _absolute(s.cfg, _started_from(s.run.path, s.cfg.out))
+    state.update(s.run.read_state())
+    return s
 
-        idx = stratified_sample(y_train, cfg.max_train, cfg.seed)
-        x_train, y_train = x_train[idx], y_train[idx]
-    if not resume:
+
+def _settle_options(s: _Session) -> None:
+    """Check every option before any heavy work, then make a new run's paths absolute (so that
+    `--resume` works from any directory); look up the architecture and the class map once."""
+    from fer_edge.training.registry import get_arch
+
+    validate_config(s.cfg)
+    if not s.resumed:
+        s.cfg = _absolute(s.cfg, Path.cwd())
+    s.info = get_arch(s.cfg.arch)
+    s.class_map = parse_classes(s.cfg.classes)
+
+
+def _load_data(s: _Session) -> None:
+    """Seed every RNG, then load the splits (and a stratified --max-train subsample): a data error stops
+    the run here, before a run directory exists."""
+    from fer_edge.data import load_splits, stratified_sample
+
+    cfg = s.cfg
+    s.keras.utils.set_random_seed(cfg.seed)
+    s.splits = load_splits(cfg.data, s.class_map, cfg.val_split, cfg.seed, cfg.strict, cfg.cache_dir)
+    s.x_train, s.y_train = s.splits.x_train, s.splits.y_train
+    if len(s.y_train) == 0:
+        raise UsageError(f"{cfg.data}: no training images (expected a train/ folder or Training rows).")
+    if cfg.max_train and cfg.max_train < len(s.y_train):
+        idx = stratified_sample(s.y_train, cfg.max_train, cfg.seed)
+        s.x_train, s.y_train = s.x_train[idx], s.y_train[idx]
+
+
+def _prepare_run(s: _Session) -> None:
+    """Create the run directory of a new run, resolve the architecture's defaults, and write config.json
+    (status running) and spec.json now: an interrupted or crashed run is still described on disk."""
+    from fer_edge import keras_backends as kb
+
+    cfg, info = s.cfg, s.info
+    if not s.resumed:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = _new_run_dir(Path(cfg.out), f"{stamp}-{cfg.arch}-{_classes_tag(class_map)}")
-    lr = cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3)
-    opt_name = cfg.optimizer or info.defaults.get("optimizer", "adam")
-    schedule = cfg.schedule or info.defaults.get("schedule", "plateau")
+        s.run = RunDir.create(Path(cfg.out), f"{stamp}-{cfg.arch}-{_classes_tag(s.class_map)}")
     two_phase = cfg.two_phase
     if two_phase is None:
         two_phase = bool(info.defaults.get("two_phase")) and str(cfg.weights).lower() != "none"
-    config = {
+    s.config = {
         "status": "running",
         "train_config": asdict(cfg),
-        "resolved": {"lr": lr, "optimizer": opt_name, "schedule": schedule, "two_phase": two_phase},
-        "class_map": class_map.to_dict(),
-        "data": splits.summary(),
+        "resolved": {"lr": cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3),
+                     "optimizer": cfg.optimizer or info.defaults.get("optimizer", "adam"),
+                     "schedule": cfg.schedule or info.defaults.get("schedule", "plateau"),
+                     "two_phase": two_phase},
+        "class_map": s.class_map.to_dict(),
+        "data": s.splits.summary(),
         "fer_edge_version": __version__,
-        "keras_backend": backend_name,
+        "keras_backend": s.backend,
         "backend_version": kb.version(),
         "device": kb.describe(),
-        "keras_version": keras.__version__,
+        "keras_version": s.keras.__version__,
         "started": datetime.now().isoformat(timespec="seconds"),
     }
-    if resume:
-        config["started"] = json.loads((run_dir / "config.json").read_text()).get("started")
-        config["resumed"] = datetime.now().isoformat(timespec="seconds")
-    write_json(run_dir / "config.json", config)
-    spec = ModelSpec(labels=list(class_map.labels), class_map=class_map.to_dict(), arch=cfg.arch,
-                     source_run=run_dir.name, data_fingerprint=splits.fingerprint, fer_edge_version=__version__)
-    write_json(run_dir / "spec.json", json.loads(spec.to_json()))
+    if s.resumed:
+        s.config["started"] = s.saved.get("started")
+        s.config["resumed"] = datetime.now().isoformat(timespec="seconds")
+    write_json(s.run.config, s.config)
+    s.spec = ModelSpec(labels=list(s.class_map.labels), input_shape=list(info.input_shape),
+                       class_map=s.class_map.to_dict(), arch=cfg.arch, source_run=s.run.name,
+                       data_fingerprint=s.splits.fingerprint, fer_edge_version=__version__)
+    write_json(s.run.spec, json.loads(s.spec.to_json()))
 
-    num_classes = class_map.num_classes
-    log(f"training on {kb.describe()}")
-    train_ds = make_batches(x_train, y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
-                            seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
-    val_ds = make_batches(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
-    cw = class_weights(y_train, num_classes) if cfg.class_weight == "balanced" else None
-    strategy = get_strategy(devices) if backend_name == "tensorflow" else _SingleDevice()
-    phases = [(1, cfg.epochs, lr, None)]
-    if two_phase:
-        p1 = max(1, cfg.epochs // 2)
-        phases = [(1, p1, lr, None), (2, cfg.epochs, info.defaults.get("finetune_lr", 1e-5),
-                                      info.defaults.get("finetune_fraction", 0.3))]
-    t0 = time.time()
-    status = "finished"
-    try:
-        with strategy.scope():
-            if resume and (run_dir / "last.keras").is_file():
-                model = keras.models.load_model(run_dir / "last.keras", safe_mode=True)
-                log(f"resuming {run_dir} at epoch {state['epoch']} (phase {state.get('phase', 1)})")
-            else:
-                model = create_model(cfg.arch, (48, 48, 1), num_classes, weights=cfg.weights)
-                if cfg.init:
-                    warm_start(model, cfg.init, log)
-            teacher = None
-            if cfg.teacher:
-                from fer_edge.training.distill import load_teacher
 
-                teacher = load_teacher(cfg.teacher, tuple(model.inputs[0].shape[1:]), num_classes)
-                log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha})")
-        fit_model = model
-        for phase, end_epoch, phase_lr, fraction in phases:
-            if state["epoch"] >= end_epoch:
-                continue
-            fresh_phase = not (resume and state.get("phase", 1) == phase and (run_dir / "last.keras").is_file())
-            if fresh_phase or model.optimizer is None or teacher is not None:
-                with strategy.scope():
-                    if two_phase:
-                        _set_backbone_trainable(model, fraction)
-                    if teacher is not None:
-                        from fer_edge.training.distill import make_distiller
+def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
+    """Batches, class weights, the distribution strategy and the phase plan. Made before the model,
+    in this order, so that seeded runs draw the same random numbers as before."""
+    from fer_edge import keras_backends as kb
+    from fer_edge.data import class_weights
+    from fer_edge.training.pipeline import make_batches
 
-                        # resumed distillation restarts the optimizer at the saved learning rate
-                        if not fresh_phase and state.get("lr"):
-                            phase_lr = float(state["lr"])
-                        fit_model = make_distiller(model, teacher, cfg.kd_temperature, cfg.kd_alpha)
-                    fit_model.compile(optimizer=_optimizer(opt_name, phase_lr, cfg.weight_decay),
-                                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                                  metrics=["accuracy"])
-            resume = None if phase == 1 else resume  # next phase always starts fresh
-            cbs = [
-                _EpochCheckpoint.make(run_dir, state, phase),
-                keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-                *(callbacks or []),
-            ]
-            if cfg.max_minutes:
-                cbs.append(_Budget.make(cfg.max_minutes * 60 - float(state.get("train_seconds", 0.0))
-                                        - (time.time() - t0), log, state))
-            if val_ds is not None:
-                cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience,
-                                                               mode="max"))
-            start = state["epoch"]
-            if schedule == "cosine":
-                total, base = end_epoch, phase_lr
-                cbs.append(keras.callbacks.LearningRateScheduler(
-                    lambda e, _lr: float(base * 0.5 * (1 + math.cos(math.pi * e / total)))))
-            elif val_ds is not None:
-                cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
-                                                                   patience=max(2, cfg.patience // 3), min_lr=1e-6))
-            hist = fit_model.fit(train_ds, validation_data=val_ds, epochs=end_epoch, initial_epoch=start,
-                             class_weight=cw, callbacks=cbs, verbose=2, shuffle=False)
-            if state.get("budget_reached"):
+    cfg, splits, num_classes = s.cfg, s.splits, s.class_map.num_classes
+    s.log(f"training on {kb.describe()}")
+    s.train_ds = make_batches(s.x_train, s.y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
+                              seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
+    s.val_ds = make_batches(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
+    s.class_weight = class_weights(s.y_train, num_classes) if cfg.class_weight == "balanced" else None
+    s.strategy = get_strategy(devices) if s.backend == "tensorflow" else _SingleDevice()
+    lr = s.config["resolved"]["lr"]
+    s.phases = [(1, cfg.epochs, lr, None)]
+    if s.config["resolved"]["two_phase"]:  # pretrained backbone: frozen first, then its top fine-tuned
+        defaults = s.info.defaults
+        s.phases = [(1, max(1, cfg.epochs // 2), lr, None),
+                    (2, cfg.epochs, defaults.get("finetune_lr", 1e-5), defaults.get("finetune_fraction", 0.3))]
+
+
+def _build_model(s: _Session) -> None:
+    """The model to fit, inside the strategy's scope: the resume point (last.keras, with its optimizer)
+    when resuming, else a new one (optionally warm-started from --init); and the frozen --teacher."""
+    from fer_edge.training.registry import create_model
+
+    cfg = s.cfg
+    with s.strategy.scope():
+        if s.resumed and s.run.last.is_file():
+            s.model = s.keras.models.load_model(s.run.last, safe_mode=True)
+            s.log(f"resuming {s.run.path} at epoch {s.state['epoch']} (phase {s.state.get('phase', 1)})")
+        else:
+            s.model = create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes, weights=cfg.weights)
+            if cfg.init:
+                warm_start(s.model, cfg.init, s.log)
+        if cfg.teacher:
+            from fer_edge.training.distill import load_teacher
+
+            s.teacher = load_teacher(cfg.teacher, tuple(s.model.inputs[0].shape[1:]), s.class_map.num_classes)
+            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha})")
+
+
+def _fit_phases(s: _Session, callbacks: list | None) -> None:
+    """Fit each phase not yet done. A phase resumed from last.keras keeps its compiled optimizer; a fresh
+    phase (and any distillation: the wrapper is never saved) is compiled anew. Stops on the time budget,
+    and after early stopping in the last phase."""
+    resuming = s.resumed
+    fit_model = s.model
+    for phase, end_epoch, phase_lr, fraction in s.phases:
+        if s.state["epoch"] >= end_epoch:
+            continue
+        fresh_phase = not (resuming and s.state.get("phase", 1) == phase and s.run.last.is_file())
+        if fresh_phase or s.model.optimizer is None or s.teacher is not None:
+            if s.teacher is not None and not fresh_phase and s.state.get("lr"):
+                phase_lr = float(s.state["lr"])  # resumed distillation restarts the optimizer at the saved lr
+            fit_model = _compile(s, phase_lr, fraction)
+        resuming = False if phase == 1 else resuming  # the next phase always starts fresh
+        cbs = _callbacks(s, phase, end_epoch, phase_lr, callbacks)
+        try:
+            hist = fit_model.fit(s.train_ds, validation_data=s.val_ds, epochs=end_epoch,
+                                 initial_epoch=s.state["epoch"], class_weight=s.class_weight, callbacks=cbs,
+                                 verbose=2, shuffle=False)
+        finally:
+            _close_logs(cbs)
+        if s.state.get("budget_reached"):
+            break
+        if len(hist.epoch) and hist.epoch[-1] + 1 < end_epoch:
+            s.log(f"early stopping after epoch {hist.epoch[-1] + 1}")
+            if phase == len(s.phases):
                 break
-            if len(hist.epoch) and hist.epoch[-1] + 1 < end_epoch:
-                log(f"early stopping after epoch {hist.epoch[-1] + 1}")
-                if phase == len(phases):
-                    break
-    except KeyboardInterrupt:
-        status = "interrupted"
-    train_seconds = time.time() - t0 + float(state.get("train_seconds", 0.0))
-    state["train_seconds"] = train_seconds
-    write_json(run_dir / "state.json", state)
-    if status != "finished":
-        config["status"] = status
-        write_json(run_dir / "config.json", config)
-        log(f"interrupted after epoch {state['epoch']}; continue with: fer-edge train --resume {run_dir}")
-        log(str(run_dir))
-        return run_dir
 
-    best_path = run_dir / "model.keras"
-    if not best_path.is_file():  # no validation split: the last epoch is the model
-        save_keras_atomic(model, best_path)
-    best = keras.models.load_model(best_path, safe_mode=True, compile=False)
-    metrics: dict[str, Any] = {"labels": list(class_map.labels), "splits": {}}
+
+def _close_logs(callbacks: list) -> None:
+    """Close the files callbacks hold open (CSVLogger's history.csv): Keras closes them in on_train_end,
+    which an interrupted fit (Ctrl-C, SIGTERM) never reaches; the rows written so far are flushed."""
+    for cb in callbacks:
+        fh = getattr(cb, "csv_file", None)
+        if fh is not None and not fh.closed:
+            fh.close()
+
+
+def _compile(s: _Session, lr: float, fraction: float | None):
+    """Compile the model (or its distillation wrapper) for one phase; -> the model to fit."""
+    cfg, keras = s.cfg, s.keras
+    fit_model = s.model
+    with s.strategy.scope():
+        if s.config["resolved"]["two_phase"]:
+            _set_backbone_trainable(s.model, fraction)
+        if s.teacher is not None:
+            from fer_edge.training.distill import make_distiller
+
+            fit_model = make_distiller(s.model, s.teacher, cfg.kd_temperature, cfg.kd_alpha)
+        fit_model.compile(optimizer=_optimizer(s.config["resolved"]["optimizer"], lr, cfg.weight_decay),
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                          metrics=["accuracy"])
+    return fit_model
+
+
+def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list | None) -> list:
+    """Checkpoint first (so a callback that interrupts still finds the epoch saved), then history, the
+    caller's callbacks, the time budget (what is left of it), early stopping and the lr schedule."""
+    cfg, keras = s.cfg, s.keras
+    cbs = [
+        _EpochCheckpoint.make(s.run, s.state, phase),
+        keras.callbacks.CSVLogger(str(s.run.history), append=True),
+        *(extra or []),
+    ]
+    if cfg.max_minutes:
+        cbs.append(_Budget.make(cfg.max_minutes * 60 - float(s.state.get("train_seconds", 0.0))
+                                - (time.time() - s.t0), s.log, s.state))
+    if s.val_ds is not None:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, mode="max"))
+    if s.config["resolved"]["schedule"] == "cosine":
+        total, base = end_epoch, lr
+        cbs.append(keras.callbacks.LearningRateScheduler(
+            lambda e, _lr: float(base * 0.5 * (1 + math.cos(math.pi * e / total)))))
+    elif s.val_ds is not None:
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
+                                                     patience=max(2, cfg.patience // 3), min_lr=1e-6))
+    return cbs
+
+
+def _save_progress(s: _Session) -> None:
+    """Add this session's wall time to the run's total (a resumed run keeps counting) in state.json."""
+    s.train_seconds = time.time() - s.t0 + float(s.state.get("train_seconds", 0.0))
+    s.state["train_seconds"] = s.train_seconds
+    write_json(s.run.state, s.state)
+
+
+def _interrupted(s: _Session) -> Path:
+    """Mark the run interrupted (the CLI exits 128 + signal for it) and say how to continue it."""
+    s.config["status"] = s.status
+    write_json(s.run.config, s.config)
+    s.log(f"interrupted after epoch {s.state['epoch']}; continue with: fer-edge train --resume {s.run.path}")
+    s.log(str(s.run.path))
+    return s.run.path
+
+
+def _final_evaluation(s: _Session) -> None:
+    """Evaluate the best model (model.keras; the last epoch when there was no validation split) on every
+    split: metrics.json, the spec's validation metrics (export's gate reads them) and the plots."""
     from fer_edge.data import stratified_sample
+    from fer_edge.metrics import classification_report
+    from fer_edge.training.flops import count_macs
 
+    cfg, run, state, splits, class_map = s.cfg, s.run, s.state, s.splits, s.class_map
+    if not run.model.is_file():  # no validation split: the last epoch is the model
+        save_keras_atomic(s.model, run.model)
+    best = s.keras.models.load_model(run.model, safe_mode=True, compile=False)
+    metrics: dict[str, Any] = {"labels": list(class_map.labels), "splits": {}}
     for name in ("train", "val", "test"):
-        x, y = (x_train, y_train) if name == "train" else splits.split(name)
+        x, y = (s.x_train, s.y_train) if name == "train" else splits.split(name)
         if name == "train" and len(y) > TRAIN_EVAL_LIMIT:  # big backbones: a full pass costs minutes
             idx = stratified_sample(y, TRAIN_EVAL_LIMIT, cfg.seed)
             x, y = x[idx], y[idx]
-        rep = classification_report(y, _predict(best, x), class_map.labels)
-        metrics["splits"][name] = rep
+        metrics["splits"][name] = classification_report(y, _predict(best, x), class_map.labels)
     metrics["val_source"], metrics["test_source"] = splits.val_source, splits.test_source
     metrics.update({
         "arch": cfg.arch,
         "classes": class_map.describe(),
         "params": int(best.count_params()),
         "macs": count_macs(best),
-        "size_bytes": best_path.stat().st_size,
+        "size_bytes": run.model.stat().st_size,
         "epochs_run": int(state["epoch"]),
         "budget_minutes": cfg.max_minutes,
         "budget_reached": bool(state.get("budget_reached")),
         "best_epoch": int(state["best_epoch"]),
-        "train_seconds": round(train_seconds, 1),
-        "images_per_second": round(len(y_train) * state["epoch"] / max(train_seconds, 1e-9), 1),
+        "train_seconds": round(s.train_seconds, 1),
+        "images_per_second": round(len(s.y_train) * state["epoch"] / max(s.train_seconds, 1e-9), 1),
         "hardware": _hardware(),
     })
-    write_json(run_dir / "metrics.json", metrics)
-    spec.metrics = {"val_accuracy": metrics["splits"]["val"]["accuracy"], "val_macro_f1": metrics["splits"]["val"]["macro_f1"],
-                    "val_source": splits.val_source,
-                    # the export gate measures on the hold-out: say whether this model never saw it
-                    "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout)),
-                    "holdout_source": splits.holdout_source}
-    write_json(run_dir / "spec.json", json.loads(spec.to_json()))
-    _plots(run_dir, run_dir / "history.csv", metrics["splits"]["val"]["confusion"], list(class_map.labels))
-    config["status"] = "finished"
-    config["finished"] = datetime.now().isoformat(timespec="seconds")
-    write_json(run_dir / "config.json", config)
-    (run_dir / "last.keras").unlink(missing_ok=True)  # the best model is kept; the resume point is spent
-    write_leaderboard(Path(cfg.out))
-    return run_dir
+    write_json(run.metrics, metrics)
+    val = metrics["splits"]["val"]
+    s.spec.metrics = {"val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
+                      "val_source": splits.val_source,
+                      # the export gate measures on the hold-out: say whether this model never saw it
+                      "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout)),
+                      "holdout_source": splits.holdout_source}
+    write_json(run.spec, json.loads(s.spec.to_json()))
+    _plots(run, val["confusion"], list(class_map.labels))
+
+
+def _finish(s: _Session) -> Path:
+    """Mark the run finished, drop the spent resume point (the best model is kept) and refresh the
+    leaderboard of --out."""
+    s.config["status"] = "finished"
+    s.config["finished"] = datetime.now().isoformat(timespec="seconds")
+    write_json(s.run.config, s.config)
+    s.run.last.unlink(missing_ok=True)
+    write_leaderboard(Path(s.cfg.out))
+    return s.run.path
 
 
 def _hardware() -> str:
@@ -561,56 +698,3 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
         return predict_probs(model, x)
     out = model.predict(x.astype(np.float32), batch_size=512, verbose=0)
     return np.asarray(out[0] if isinstance(out, (list, tuple)) else out, np.float32)
-
-
-LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",
-                       "val_macro_f1", "val_source", "params", "macs_m", "size_kb", "epochs", "train_min"]
-
-
-def leaderboard_rows(runs_dir: Path) -> list[dict]:
-    rows = []
-    for cfg_file in sorted(Path(runs_dir).glob("*/config.json")):
-        run = cfg_file.parent
-        try:
-            config = json.loads(cfg_file.read_text())
-            m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else None
-        except ValueError:
-            continue
-        if m is None:
-            rows.append({"run": run.name, "model": config.get("train_config", {}).get("arch"),
-                         "classes": ", ".join(config.get("class_map", {})), "status": config.get("status", "?")})
-            continue
-        tr, va = m["splits"]["train"], m["splits"]["val"]
-        rows.append({
-            "run": run.name, "model": m["arch"], "classes": m["classes"], "status": config.get("status"),
-            "train_acc": tr["accuracy"], "train_loss": tr["loss"], "val_acc": va["accuracy"], "val_loss": va["loss"],
-            "val_macro_f1": va["macro_f1"], "val_source": m.get("val_source"), "params": m["params"],
-            "macs_m": round(m["macs"] / 1e6, 1), "size_kb": round(m["size_bytes"] / 1024, 1),
-            "epochs": m["epochs_run"], "train_min": round(m["train_seconds"] / 60, 1),
-        })
-    rows.sort(key=lambda r: -(r.get("val_acc") or -1))
-    return rows
-
-
-def write_leaderboard(runs_dir: Path) -> Path:
-    """runs/leaderboard.csv and .md: the study's results table, from the runs' metrics.json only."""
-    import csv
-    import io
-
-    rows = leaderboard_rows(runs_dir)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, LEADERBOARD_COLUMNS)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: r.get(k, "") for k in LEADERBOARD_COLUMNS})
-    (runs_dir / "leaderboard.csv.partial").write_text(buf.getvalue())
-    os.replace(runs_dir / "leaderboard.csv.partial", runs_dir / "leaderboard.csv")
-
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
-
-    md = ["| " + " | ".join(LEADERBOARD_COLUMNS) + " |", "|" + "---|" * len(LEADERBOARD_COLUMNS)]
-    md += ["| " + " | ".join(fmt(r.get(k)) for k in LEADERBOARD_COLUMNS) + " |" for r in rows]
-    (runs_dir / "leaderboard.md.partial").write_text("\n".join(md) + "\n")
-    os.replace(runs_dir / "leaderboard.md.partial", runs_dir / "leaderboard.md")
-    return runs_dir / "leaderboard.md"

@@ -11,7 +11,7 @@ def describe_models(num_classes: int = 7) -> list[dict]:
     rows = []
     for name in list_models():
         info = get_arch(name)
-        m = create_model(name, (48, 48, 1), num_classes)
+        m = create_model(name, info.input_shape, num_classes)
         rows.append({"name": name, "family": info.family, "source": info.source, "params": int(m.count_params()),
                      "macs": count_macs(m), "cam": info.cam, "pretrained": info.pretrained})
         del m

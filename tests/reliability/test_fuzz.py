@@ -74,13 +74,13 @@ def fuzz_models(tmp_path, n: int, start: int = 0) -> dict:
 
 
 def test_fuzz_images(tmp_path):
-    tally = fuzz_images(tmp_path, 500)
-    assert tally["decoded"] + tally["refused"] == 500 and tally["refused"] > 50 and tally["decoded"] > 50
+    tally = fuzz_images(tmp_path, 200)  # -m slow: 1,600
+    assert tally["decoded"] + tally["refused"] == 200 and tally["refused"] > 20 and tally["decoded"] > 20
 
 
 def test_fuzz_models(tmp_path):
-    tally = fuzz_models(tmp_path, 100)
-    assert sum(tally.values()) == 100 and tally["refused"] > 30
+    tally = fuzz_models(tmp_path, 48)  # six of each of the 8 kinds; -m slow: 400
+    assert sum(tally.values()) == 48 and tally["refused"] > 14
 
 
 @pytest.mark.slow

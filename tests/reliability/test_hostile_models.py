@@ -87,7 +87,7 @@ def test_onnx_metadata_mismatch_and_non_utf8(tmp_path):
     set_onnx_metadata(m, spec.replace(arch="ZZZZZZZZ"))
     raw = m.SerializeToString().replace(b"ZZZZZZZZ", b"\xff\xfe\xfd\xfc\xff\xfe\xfd\xfc")
     (tmp_path / "latin.onnx").write_bytes(raw)
-    _refused(tmp_path / "latin.onnx", "")
+    _refused(tmp_path / "latin.onnx", "metadata is not UTF-8 text")
 
 
 def test_bit_rot_is_caught_by_the_checksum(tmp_path):

@@ -20,7 +20,7 @@ from conftest import run_cli
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
-    from fer_edge.bench import demo_faces, make_demo_video
+    from fer_edge.demo import demo_faces, make_demo_video
 
     return make_demo_video(tmp_path_factory.mktemp("video") / "long.mp4", demo_faces(), frames=2400)
 

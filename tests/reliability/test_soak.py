@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.slow
 def test_cam_soak_10000_frames_flat_memory(tmp_path, capsys):
-    from fer_edge.bench import demo_faces, make_demo_video
+    from fer_edge.demo import demo_faces, make_demo_video
     from fer_edge.defaults import CAM_DEFAULTS
     from fer_edge.runtime.recognizer import EmotionRecognizer
     from fer_edge.runtime.video import rss_mb, run_cam

@@ -1,10 +1,16 @@
-"""The Backend interface: load a model file, read its spec, turn a uint8 batch into probabilities.
+"""The Backend interface: load a model file, read its spec, run a uint8 batch through it.
+
+Every backend (LiteRT, tflite-runtime, onnxruntime here; Keras and TensorFlow Lite on TensorFlow in
+fer_edge/training/) implements `load` and `run` (every output, probabilities first, then the CAM
+feature map when the file has one); `predict` (probabilities only) is derived from `run` here, so a
+backend cannot give CAM users and plain users two different answers.
 
 Quantized inputs/outputs are (de)quantized here, at this boundary, from the tensor's own scale
 and zero point, so callers always pass raw 0..255 pixels and always get float probabilities.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +19,24 @@ from fer_edge.errors import ModelError
 from fer_edge.spec import ModelSpec
 
 
-class Backend:
+class Backend(ABC):
     name: str = "base"
     spec: ModelSpec
     path: Path
 
     @classmethod
+    @abstractmethod
     def load(cls, path: str | Path, threads: int | None = None, device: str = "cpu") -> "Backend":
-        raise NotImplementedError
+        """Open `path` (its metadata read and checked against the graph) with `threads` intra-op threads."""
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """(N, H, W, C) pixels in 0..255 -> every output as float32: (N, num_classes) probabilities first,
+        then (N, h, w, c) features for files exported with a CAM output."""
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, C) pixels in 0..255 (uint8 or float) -> (N, num_classes) float32 probabilities."""
-        raise NotImplementedError
+        return np.asarray(self.run(batch)[0], np.float32)
 
     @property
     def version(self) -> str:

@@ -120,6 +120,3 @@ class LiteRTBackend(Backend):
     def _order_outputs(self, outs: list[np.ndarray]) -> list[np.ndarray]:
         """Probabilities first: TFLite does not keep Keras' output order, so sort by rank (2-D first)."""
         return sorted(outs, key=lambda a: a.ndim)
-
-    def predict(self, batch):
-        return self.run(batch)[0]

@@ -83,6 +83,3 @@ class OnnxRuntimeBackend(Backend):
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         batch = self.check_batch(batch)
         return self.session.run(self._outputs, {self._input_name: batch.astype(self._dtype, copy=False)})
-
-    def predict(self, batch):
-        return np.asarray(self.run(batch)[0], np.float32)

@@ -32,11 +32,12 @@ def apply_basic_block(x, filters: int, name: str):
 
 
 @register_model("edgenet", source="fer-edge (ours): residual CNN with a CAM-ready GAP head, <50 M MACs",
-                family="edge", defaults={"lr": 2e-3, "optimizer": "adamw", "schedule": "cosine"}, cam=True)
-def edgenet(input_shape, num_classes, widths=(40, 80, 160), dropout=0.3, **_):
+                family="edge", defaults={"lr": 2e-3, "optimizer": "adamw", "schedule": "cosine"}, cam=True,
+                tiny={"widths": (8, 16, 32), "stem": 8})
+def edgenet(input_shape, num_classes, widths=(40, 80, 160), dropout=0.3, stem=32, **_):
     inputs, x = apply_input(input_shape)
-    x = apply_conv_bn(x, 32, name="stem1")
-    x = apply_conv_bn(x, 32, strides=2, name="stem2")  # 48 -> 24
+    x = apply_conv_bn(x, stem, name="stem1")
+    x = apply_conv_bn(x, stem, strides=2, name="stem2")  # 48 -> 24
     for s, w in enumerate(widths):
         if s > 0:
             x = layers.MaxPooling2D(2, name=f"stage{s + 1}_pool")(x)  # 24 -> 12 -> 6

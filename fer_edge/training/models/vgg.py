@@ -21,7 +21,7 @@ def apply_vgg_block(x, filters: int, convs: int, name: str, dropout: float = 0.0
 
 
 @register_model("vgg", source="Simonyan & Zisserman 2015 (VGG), study's scratch variant", family="vgg",
-                defaults={"lr": 1e-3})
+                defaults={"lr": 1e-3}, tiny={"widths": (8, 16, 16, 16)})
 def vgg(input_shape, num_classes, widths=(32, 64, 128, 256), **_):
     inputs, x = apply_input(input_shape)
     for i, w in enumerate(widths):
