@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("FER_EDGE_CACHE", str(Path(__file__).parent / ".cache-tests"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one TensorFlow thread per worker: the workers fill the cores
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "fer_sample"
@@ -47,15 +50,31 @@ def tiny_run(tmp_path_factory, cache_dir) -> Path:
     return train(cfg, log=lambda *_: None)
 
 
-@pytest.fixture(scope="session")
-def tiny_exports(tiny_run, tmp_path_factory) -> dict:
-    """Every format x quantization of the tiny run, with a CAM output (gate loosened: the model is untrained)."""
+#: the quantizations every default-tier test needs; fp16 and dynamic files are built for `-m large` only
+CORE_QUANTIZATIONS = ("none", "int8")
+
+
+def _export_tiny(tiny_run, tmp_path_factory, quantize: str) -> dict:
+    """Every export format of the tiny run in these quantizations, with a CAM output (gate loosened: the
+    model is untrained)."""
     from fer_edge.export.api import export_model
 
     out = tmp_path_factory.mktemp("export")
-    rep = export_model(tiny_run, "all", "all", data=str(SAMPLE), out=out, max_drop=100.0, min_agreement=0.0,
+    rep = export_model(tiny_run, "all", quantize, data=str(SAMPLE), out=out, max_drop=100.0, min_agreement=0.0,
                        calib_size=300, explain=True, emulate="none", log=lambda *_: None)
     return {"report": rep, "dir": out, "files": {(r.format, r.quantization): out / r.file for r in rep.rows if r.file}}
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_run, tmp_path_factory) -> dict:
+    """TFLite and ONNX, float and int8, of the tiny run (four files, ~15 s)."""
+    return _export_tiny(tiny_run, tmp_path_factory, ",".join(CORE_QUANTIZATIONS))
+
+
+@pytest.fixture(scope="session")
+def tiny_exports_more(tiny_run, tmp_path_factory) -> dict:
+    """The other quantizations (TFLite fp16 and dynamic, ONNX dynamic) of the tiny run: -m large."""
+    return _export_tiny(tiny_run, tmp_path_factory, "fp16,dynamic")
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300):
@@ -65,3 +84,18 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 300):
     e = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "fer_edge", *args], capture_output=True, text=True,
                           timeout=timeout, env=e)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most 4 (each worker imports TensorFlow: ~1 GB)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n`, `--dist loadgroup`), every test that needs the tiny trained run or its
+    exports goes to one worker: the run and its seven exports (about 40 s) are built once, while the other
+    workers take the rest of the suite."""
+    for item in items:
+        if {"tiny_run", "tiny_exports", "tiny_exports_more"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("tiny"))

@@ -40,6 +40,7 @@ def _train(backend: str, out, *extra) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.large  # ~40 s: a JAX process (TensorFlow blocked) then two TFLite conversions; CI runs -m large
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend):
     """1 epoch of edgenet on JAX or PyTorch (TensorFlow blocked), with CutMix, Random Erasing and a teacher
@@ -128,19 +129,21 @@ def test_distillation_loss_is_the_weighted_sum():
             assert loss == pytest.approx(0.75 * hard, rel=1e-5)
 
 
+@pytest.mark.large  # a TensorFlow training run with the full-size teacher: ~10 s (the loss: the test above)
 def test_cli_distillation_saves_the_student_only(tmp_path):
     keras = pytest.importorskip("keras")
     from typer.testing import CliRunner
 
     from fer_edge.cli.main import app
 
-    r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--arch", "sequential", "--epochs", "1",
+    r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--arch", "edgenet_tiny", "--epochs", "1",
                                  "--out", str(tmp_path), "--no-augment", "--teacher", str(BUNDLED_KERAS),
                                  "--kd-alpha", "0.5"])
     assert r.exit_code == 0, r.output
     run = tmp_path / r.output.strip().splitlines()[-1].split("/")[-1]
     m = keras.models.load_model(run / "model.keras", compile=False)
-    assert m.name == "sequential" and m.count_params() < 1_000_000  # the student, without the teacher's weights
+    # the student (edgenet_tiny, ~21 k parameters), without the teacher's ~489 k
+    assert m.name == "edgenet" and m.count_params() < 50_000
     r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--kd-alpha", "2",
                                  "--teacher", str(BUNDLED_KERAS)])
     assert r.exit_code == 2 and "--kd-alpha" in r.output

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from fer_edge.cli.main import app
@@ -74,6 +75,7 @@ def test_cam_without_gui_says_what_to_do(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "--no-display" in r.output
 
 
+@pytest.mark.large  # builds every full-size architecture to count its MACs: ~9 s
 def test_models_json():
     r = runner.invoke(app, ["models", "--json"])
     assert r.exit_code == 0, r.output

@@ -22,6 +22,7 @@ def test_match_counts_hits_misses_and_false_positives():
     assert match([(100, 100, 200, 200)], gts[:1]) == (0, 1, 1)  # right place, 4x the area: not a hit
 
 
+@pytest.mark.xdist_group("scenes")  # one worker builds the composited scenes (5 s) for all of these
 def test_scenes_are_fixed_and_cover_the_ranges():
     from fer_edge.detect_bench import _still_scenes
 
@@ -35,6 +36,7 @@ def test_scenes_are_fixed_and_cover_the_ranges():
     assert any(s.tags["faces"] > 1 for s in sc) and {s.tags["light"] for s in sc} == {"dark", "normal", "bright"}
 
 
+@pytest.mark.xdist_group("scenes")  # one worker builds the composited scenes (5 s) for all of these
 def test_detection_is_deterministic_whatever_the_thread_count():
     det = HaarFaceDetector()
     frames = [s.frame for s in still_scenes()[::12]]
@@ -52,7 +54,7 @@ def test_detection_is_deterministic_whatever_the_thread_count():
 def test_cam_profile_keeps_the_face_in_video_where_fast_loses_it():
     """The cam defaults find the face in >= 99 % of frames of one-face videos with small faces; the old
     'fast' setting, still available, measurably does not."""
-    patches = face_patches()[:2]
+    patches = face_patches()[:1]  # 2 sizes x 60 frames per profile; `fer-edge bench` runs 5 sizes x 2 faces
     cam = video_recall(lambda: EmotionRecognizer(smoothing=0.5, detect_every=2, detector_config="cam"),
                        face_sizes=(60, 100), frames=60, patches=patches)
     fast = video_recall(lambda: EmotionRecognizer(smoothing=0.5, detect_every=2, detector_config="fast"),
@@ -61,6 +63,7 @@ def test_cam_profile_keeps_the_face_in_video_where_fast_loses_it():
     assert fast["frame_recall"] < 0.9, fast
 
 
+@pytest.mark.xdist_group("scenes")  # one worker builds the composited scenes (5 s) for all of these
 def test_profiles_trade_speed_for_recall():
     sc = still_scenes()[::8]
     fast = score_detector(HaarFaceDetector("fast").detect, sc, min_face=60)

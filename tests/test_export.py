@@ -16,6 +16,8 @@ from fer_edge.formats import FORMATS, expand  # noqa: E402
 from fer_edge.runtime.backends import load_backend  # noqa: E402
 from fer_edge.spec import ModelSpec  # noqa: E402
 
+from conftest import CORE_QUANTIZATIONS  # noqa: E402
+
 PAIRS = [(f.name, q) for f in FORMATS if f.exporter for q in f.quantizations]
 
 
@@ -25,9 +27,11 @@ def _ref(tiny_run, x):
     return KerasBackend.load(tiny_run / "model.keras").predict(x)
 
 
-@pytest.mark.parametrize("fmt,q", PAIRS)
-def test_round_trip(fmt, q, tiny_exports, tiny_run, sample_data):
-    path = tiny_exports["files"][(fmt, q)]
+@pytest.mark.parametrize("fmt,q", [pytest.param(f, q, marks=() if q in CORE_QUANTIZATIONS else pytest.mark.large)
+                                    for f, q in PAIRS])
+def test_round_trip(fmt, q, request, tiny_run, sample_data):
+    exports = request.getfixturevalue("tiny_exports" if q in CORE_QUANTIZATIONS else "tiny_exports_more")
+    path = exports["files"][(fmt, q)]
     b = load_backend(path)
     x = np.random.default_rng(1).integers(0, 256, (40, 48, 48, 1), dtype=np.uint8)
     from fer_edge.data import load_splits
@@ -58,7 +62,7 @@ def test_round_trip(fmt, q, tiny_exports, tiny_run, sample_data):
 def test_report_files_and_sizes(tiny_exports):
     out = tiny_exports["dir"]
     rep = json.loads((out / "export_report.json").read_text())
-    assert rep["ok"] and len(rep["rows"]) == len(PAIRS)
+    assert rep["ok"] and len(rep["rows"]) == len([p for p in PAIRS if p[1] in CORE_QUANTIZATIONS]) == 4
     md = (out / "export_report.md").read_text()
     assert "| tflite | int8 | ✅" in md
     sizes = {(r["format"], r["quantization"]): r["size_kb"] for r in rep["rows"]}
@@ -209,25 +213,30 @@ def test_export_best_runs_cli(tiny_run, sample_data):
     assert (tiny_run / "export" / "export_report.md").is_file()
 
 
-def test_flip_tta_in_the_graph(tiny_run, sample_data, tmp_path):
-    """--tta flip: the file itself averages face and mirror image, CAM output included, for float and int8."""
+@pytest.mark.parametrize("formats,quantize", [("tflite", "none"),
+                                             pytest.param("onnx,tflite", "none,int8", marks=pytest.mark.large)])
+def test_flip_tta_in_the_graph(formats, quantize, tiny_run, sample_data, tmp_path):
+    """--tta flip: the file itself averages face and mirror image, CAM output included, for float and int8
+    (default tier: TFLite float; -m large: int8, and the ONNX conversion of the same graph)."""
     from fer_edge.export.api import export_model
 
-    rep = export_model(tiny_run, "onnx,tflite", "none,int8", data=str(sample_data), out=tmp_path, max_drop=100.0,
+    rep = export_model(tiny_run, formats, quantize, data=str(sample_data), out=tmp_path, max_drop=100.0,
                        min_agreement=0.0, calib_size=300, explain=True, tta="flip", emulate="none",
                        log=lambda *_: None)
     assert all(r.status == "ok" for r in rep.rows), [r.note for r in rep.rows]
     x = np.random.default_rng(3).integers(0, 256, (6, 48, 48, 1), dtype=np.uint8)
     ref = _ref(tiny_run, x)
     ref_mirror = _ref(tiny_run, x[:, :, ::-1].copy())
-    b = load_backend(tmp_path / "mini_xception_7c_cam_tta_fp32.onnx")
+    fp32 = "onnx" if formats.startswith("onnx") else "tflite"
+    b = load_backend(tmp_path / f"mini_xception_7c_cam_tta_fp32.{fp32}")
     assert b.spec.tta == "flip" and b.spec.metrics["macs"] > 0
     probs, feats = b.run(x)[:2]
     np.testing.assert_allclose(probs, (ref + ref_mirror) / 2, atol=1e-4)
     assert not np.allclose(probs, ref, atol=1e-4)  # the mirror branch really contributes
     assert feats.shape[1:] == tuple(b.spec.cam["feature_shape"])
-    q = load_backend(tmp_path / "mini_xception_7c_cam_tta_int8.tflite")
-    assert q.spec.tta == "flip" and np.abs(q.predict(x) - probs).max() < 0.05
+    if "int8" in quantize:
+        q = load_backend(tmp_path / "mini_xception_7c_cam_tta_int8.tflite")
+        assert q.spec.tta == "flip" and np.abs(q.predict(x) - probs).max() < 0.05
     with pytest.raises(UsageError, match="Did you mean 'flip'"):
         export_model(tiny_run, "onnx", "none", data=str(sample_data), out=tmp_path, tta="flipp")
 

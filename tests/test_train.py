@@ -56,6 +56,7 @@ def test_leaderboard_marks_unfinished(tmp_path):
     assert "interrupted" in md and "vgg" in md
 
 
+@pytest.mark.large  # a TensorFlow process with two logical CPUs: ~10 s
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sample_data, cache_dir):
     code = textwrap.dedent(f"""
         import tensorflow as tf
@@ -111,7 +112,7 @@ def test_cli_train_one_epoch(tmp_path, sample_data):
 
 
 def test_warm_start_transfers_features_not_the_classifier(tiny_run, sample_data, cache_dir, tmp_path):
-    """--init: a 2-class run starts from the 7-class run's features; its config says so."""
+    """--init: a 2-class model starts from the 7-class run's features, every layer but the classifier."""
     from fer_edge.errors import UsageError
     from fer_edge.training.registry import create_model
     from fer_edge.training.train import warm_start
@@ -127,6 +128,11 @@ def test_warm_start_transfers_features_not_the_classifier(tiny_run, sample_data,
         warm_start(dst, tmp_path / "missing.keras")
     with pytest.raises(UsageError, match="same --arch"):
         warm_start(create_model("sequential", (48, 48, 1), 2), tiny_run / "model.keras")
+
+
+@pytest.mark.large  # a whole training run (~15 s); the copy itself is tested above
+def test_warm_started_run_records_its_source(tiny_run, sample_data, cache_dir, tmp_path):
+    """A 2-class --init run from the 7-class run, with CutMix and Random Erasing: its config says so."""
     cfg = TrainConfig(data=str(sample_data), arch="mini_xception", classes="2", epochs=1, batch_size=32,
                       out=str(tmp_path), cache_dir=str(cache_dir), init=str(tiny_run / "model.keras"),
                       mix="cutmix", mix_alpha=1.0, erasing=0.5)

@@ -12,6 +12,7 @@ import sys
 import time
 
 import cv2
+import pytest
 
 import hostile as H
 from conftest import SAMPLE, run_cli
@@ -32,6 +33,7 @@ def test_evaluate_json_stdout_is_only_json_on_a_cold_cache(tmp_path):
     assert json.loads(r.stdout)["n"] > 400  # (the rest is the validation split carved from it)
 
 
+@pytest.mark.large  # two TensorFlow processes: ~20 s (in-process interrupt/resume: test_train.py, default tier)
 def test_train_interrupted_exits_130_and_resumes_from_another_directory(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

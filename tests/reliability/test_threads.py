@@ -15,7 +15,7 @@ from fer_edge.runtime.recognizer import EmotionRecognizer, bundled_files
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    scenes = still_scenes(seed=3)
+    scenes = still_scenes()
     frames = [s.frame for s in scenes if s.tags.get("roll", 0) == 0] or [s.frame for s in scenes]
     return [frames[i % len(frames)] for i in range(n)]
 
@@ -44,6 +44,7 @@ def _as_tuple(results):
     return [(r.box, r.label, round(r.score, 6)) for r in results]
 
 
+@pytest.mark.xdist_group("scenes")  # one worker builds the composited scenes (5 s) for all of these
 @pytest.mark.parametrize("backend", ["litert", "onnxruntime"])
 def test_shared_recognizer_equals_sequential(backend):
     if not installed(backend):
@@ -57,6 +58,7 @@ def test_shared_recognizer_equals_sequential(backend):
     assert sum(map(len, sequential)) > 24  # the frames do hold faces
 
 
+@pytest.mark.xdist_group("scenes")  # one worker builds the composited scenes (5 s) for all of these
 def test_shared_detector_equals_sequential():
     det = HaarFaceDetector("cam")
     frames = _frames(32)
