@@ -1,12 +1,17 @@
-"""Optional heavy dependencies, imported on demand with an actionable message when absent."""
+"""Optional heavy dependencies, imported on demand with an actionable message when absent.
+
+The pip hint for a runtime backend's library comes from the backends table (`formats.BACKENDS`), so
+`bench`, `load_backend` and this message never disagree; the training libraries are listed here.
+"""
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
 from fer_edge.errors import MissingDependency
+from fer_edge.formats import BACKENDS
 
-# module name -> (pip distribution, fer-edge extra that brings it)
+# training/export libraries: module name -> (pip distribution, fer-edge extra that brings it)
 _EXTRAS = {
     "tensorflow": ("tensorflow-cpu", "train"),
     "keras": ("keras", "train"),
@@ -14,10 +19,17 @@ _EXTRAS = {
     "onnx": ("onnx", "train"),
     "matplotlib": ("matplotlib", "train"),
     "sklearn": ("scikit-learn", "train"),
-    "onnxruntime": ("onnxruntime", "runtime"),
-    "ai_edge_litert": ("ai-edge-litert", "tflite"),
-    "tflite_runtime": ("tflite-runtime", "tflite-legacy"),
 }
+
+
+def pip_hint(module: str) -> str:
+    """The pip command that brings `module`: a backend's from the backends table, else its extra's."""
+    root = module.split(".")[0]
+    for _impl, hint, import_name in BACKENDS.values():
+        if import_name == root:
+            return hint
+    dist, extra = _EXTRAS.get(root, (root, None))
+    return f'pip install "fer-edge[{extra}]"' if extra else f"pip install {dist}"
 
 
 def require(module: str, extra: str | None = None) -> ModuleType:
@@ -25,10 +37,5 @@ def require(module: str, extra: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        dist, default_extra = _EXTRAS.get(module.split(".")[0], (module, None))
-        extra = extra or default_extra
-        if extra and extra != "runtime":
-            hint = f'pip install "fer-edge[{extra}]"'
-        else:
-            hint = f"pip install {dist}"
+        hint = f'pip install "fer-edge[{extra}]"' if extra else pip_hint(module)
         raise MissingDependency(f"{module} is not installed ({exc.__class__.__name__}); run: {hint}") from None

@@ -54,13 +54,13 @@ def tiny_run(tmp_path_factory, cache_dir) -> Path:
 CORE_QUANTIZATIONS = ("none", "int8")
 
 
-def _export_tiny(tiny_run, tmp_path_factory, quantize: str) -> dict:
-    """Every export format of the tiny run in these quantizations, with a CAM output (gate loosened: the
-    model is untrained)."""
+def _export_tiny(tiny_run, tmp_path_factory, formats: str, quantize: str) -> dict:
+    """These formats x quantizations of the tiny run, with a CAM output (gate loosened: the model is
+    untrained)."""
     from fer_edge.export.api import export_model
 
     out = tmp_path_factory.mktemp("export")
-    rep = export_model(tiny_run, "all", quantize, data=str(SAMPLE), out=out, max_drop=100.0, min_agreement=0.0,
+    rep = export_model(tiny_run, formats, quantize, data=str(SAMPLE), out=out, max_drop=100.0, min_agreement=0.0,
                        calib_size=300, explain=True, emulate="none", log=lambda *_: None)
     return {"report": rep, "dir": out, "files": {(r.format, r.quantization): out / r.file for r in rep.rows if r.file}}
 
@@ -68,13 +68,15 @@ def _export_tiny(tiny_run, tmp_path_factory, quantize: str) -> dict:
 @pytest.fixture(scope="session")
 def tiny_exports(tiny_run, tmp_path_factory) -> dict:
     """TFLite and ONNX, float and int8, of the tiny run (four files, ~15 s)."""
-    return _export_tiny(tiny_run, tmp_path_factory, ",".join(CORE_QUANTIZATIONS))
+    return _export_tiny(tiny_run, tmp_path_factory, "all", ",".join(CORE_QUANTIZATIONS))
 
 
 @pytest.fixture(scope="session")
 def tiny_exports_more(tiny_run, tmp_path_factory) -> dict:
     """The other quantizations (TFLite fp16 and dynamic, ONNX dynamic) of the tiny run: -m large."""
-    return _export_tiny(tiny_run, tmp_path_factory, "fp16,dynamic")
+    tflite = _export_tiny(tiny_run, tmp_path_factory, "tflite", "fp16,dynamic")
+    onnx = _export_tiny(tiny_run, tmp_path_factory, "onnx", "dynamic")
+    return {"files": {**tflite["files"], **onnx["files"]}}
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300):
