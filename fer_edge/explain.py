@@ -5,7 +5,6 @@ deletion, and the agreement of the edge file's CAM with Grad-CAM from the Keras 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -291,10 +290,12 @@ def _check_figures(result: dict, out: Path, x, y, maps, pred, spec) -> None:
     ax.set_xlabel("fraction of pixels replaced by gray"), ax.set_ylabel("prob. of predicted class")
     ax.legend(fontsize=8), ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out / "deletion_curve.partial.png"
-    fig.savefig(tmp, dpi=110)
+    from fer_edge.outputs import atomic_path
+    from fer_edge.runtime.images import write_image_atomic
+
+    with atomic_path(out / "deletion_curve.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, out / "deletion_curve.png")
     rows = []
     for c in range(len(spec.labels)):
         idx = np.flatnonzero((y == c) & (pred == c))[:3]
@@ -307,4 +308,4 @@ def _check_figures(result: dict, out: Path, x, y, maps, pred, spec) -> None:
             tiles.append(np.zeros_like(tiles[0]))
         rows.append(np.hstack(tiles))
     if rows:
-        cv2.imwrite(str(out / "gallery.png"), np.vstack(rows))
+        write_image_atomic(out / "gallery.png", np.vstack(rows))

@@ -84,8 +84,8 @@ def _sample_faces(sample_data, n: int) -> np.ndarray:
 @NEEDS_QEMU
 def test_bundled_int8_onnx_same_answers_on_an_avx2_cpu(sample_data):
     """On an (emulated) x86-64 CPU without VNNI the bundled int8 ONNX file gives this host's answers
-    (48 real faces: ~8 s under QEMU; -m large runs 120 faces and shows the check can fail)."""
-    x = _sample_faces(sample_data, 48)
+    (32 real faces: ~7 s under QEMU; -m large runs 120 faces and shows the check can fail)."""
+    x = _sample_faces(sample_data, 32)
     path = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
     native = load_backend_top1(path, x)
     assert (_emulated_top1(path, x, AVX2_ONLY) == native).mean() == 1.0

@@ -7,7 +7,6 @@ CPU class it is not running on. Runtime only: no TensorFlow.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -33,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FerEdgeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tmp = a.outputs + ".partial.npy"
-    np.save(tmp, out.astype(np.float32))
-    os.replace(tmp, a.outputs)
+    from fer_edge.outputs import atomic_path
+
+    with atomic_path(a.outputs) as tmp:
+        with open(tmp, "wb") as fh:  # a file object: np.save adds no .npy suffix to it
+            np.save(fh, out.astype(np.float32))
     return 0
 
 

@@ -1,7 +1,6 @@
 """`fer-edge predict` on image files and folders: annotated copies plus per-face JSON."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -56,13 +55,13 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def write_image_atomic(path: Path, image: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
-    try:
+    """cv2.imwrite under a temporary name with the same suffix (OpenCV picks the format from it), then
+    renamed: an annotated image is complete or absent."""
+    from fer_edge.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), image):
             raise DataError(f"cannot write {path}.")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def predict_images(recognizer, paths: list[str | Path], output: str | Path | None = None,

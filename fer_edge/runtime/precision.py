@@ -97,10 +97,9 @@ def choose(files: dict[str, Path], backend: str | None, precision: str = "auto",
     if use_cache:
         saved[key] = {"precision": best, "reason": reason, "ms": ms}
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + f".{os.getpid()}.partial")
-            tmp.write_text(json.dumps(saved))
-            os.replace(tmp, cache)
+            from fer_edge.outputs import atomic_write_text
+
+            atomic_write_text(cache, json.dumps(saved))
         except OSError:
             pass  # a cache is an optimisation
     return Choice(best, files[best], reason, ms)

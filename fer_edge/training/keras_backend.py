@@ -6,7 +6,6 @@ The spec comes from `spec.json` beside the .keras file (written by `fer-edge tra
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
