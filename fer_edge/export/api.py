@@ -4,11 +4,11 @@ Each artifact is written under a temporary name, evaluated on the validation spl
 runtime backend (LiteRT / onnxruntime: no TensorFlow in that loop) and compared with the Keras
 model. It gets its final name only when the gate passes; otherwise nothing is left under it.
 
-One artifact, one function (`export_artifact`): the format's exporter writes the graph, its embedder
-(both named in `fer_edge.formats.FORMATS`) embeds a provisional spec, because the runtime backends
-read the spec from the file; `measure` runs the file and `gate` decides from the numbers alone (a pure
+One artifact, one function (`export_artifact`): the format's exporter (named in
+`fer_edge.formats.FORMATS`) writes the graph; `measure` runs that file through the runtime backend,
+given its spec in memory (the file carries none yet); `gate` decides from the numbers alone (a pure
 function, unit-tested). `cross_format` (pure too) then compares the int8 files of two formats, and
-`publish` embeds the final spec once, with the same embedder, replacing the provisional one.
+`publish` embeds the final metadata once, with the format's embedder, before the file gets its name.
 """
 from __future__ import annotations
 
@@ -215,9 +215,8 @@ def export_artifact(job: ExportJob, fmt: Format, q: str, final: Path, log=print)
     final.unlink(missing_ok=True)  # a stale file must not pass for this export's result
     t0 = time.time()
     try:
-        spec = _write_graph(job, fmt, q, art.partial)
-        _dotted(fmt.embedder)(art.partial, spec)  # provisional: the backends read the spec from the file
-        meas, gate_probs = measure(job, q, art.partial, art.row)
+        spec = _write_graph(job, fmt, q, art.partial)  # the graph only: its metadata is embedded once, by publish
+        meas, gate_probs = measure(job, q, art.partial, art.row, spec)
         art.row.status, notes = gate(meas, q, job.thresholds)
         art.row.note = "; ".join(notes)
         art.spec, art.top1 = spec.replace(metrics=file_metrics(spec.metrics, meas, job.sets)), gate_probs.argmax(1)
@@ -239,12 +238,13 @@ def _write_graph(job: ExportJob, fmt: Format, q: str, path: Path) -> ModelSpec:
         return _dotted(fmt.exporter)(job.model, job.spec, path, q, job.calib, job.int8_io, **options)
 
 
-def measure(job: ExportJob, q: str, path: Path, row: GateRow) -> tuple[Measurements, np.ndarray]:
+def measure(job: ExportJob, q: str, path: Path, row: GateRow, spec: ModelSpec) -> tuple[Measurements, np.ndarray]:
     """Run the file through the runtime backend on every gate set (and on the emulated CPU for int8
-    files); fills the row's measured columns. Returns the measurements and the gate set's probabilities."""
+    files); fills the row's measured columns. Returns the measurements and the gate set's probabilities.
+    The file has no metadata yet: the backend is given its spec (and still checks it against the graph)."""
     from fer_edge.runtime.backends import load_backend
 
-    backend = load_backend(path, trusted=True)  # written by this process a moment ago
+    backend = load_backend(path, trusted=True, spec=spec)  # written by this process a moment ago
     row.backend = backend.name
     row.size_kb = round(path.stat().st_size / 1024, 1)
     results, probs = {}, {}
@@ -253,7 +253,7 @@ def measure(job: ExportJob, q: str, path: Path, row: GateRow) -> tuple[Measureme
     gate_set = job.gate_set
     row.ms_per_img = round(_latency_ms(backend, gate_set.x[:1]), 4)
     del backend  # free the interpreter before the emulated run starts its own
-    emulated = _emulated(job, path, row.backend, probs[gate_set.name]) if q in EMULATED_QUANTIZATIONS else None
+    emulated = _emulated(job, path, row.backend, probs[gate_set.name], spec) if q in EMULATED_QUANTIZATIONS else None
     meas = Measurements(results, emulated)
     _fill_row(row, meas)
     return meas, probs[gate_set.name]
@@ -274,7 +274,8 @@ def _latency_ms(backend, x1: np.ndarray, n: int = 30) -> float:
     return float(np.median(time_calls(lambda: backend.predict(x1), warmup=1, min_runs=n, min_time=0.0)))
 
 
-def _emulated(job: ExportJob, path: Path, backend: str, gate_probs: np.ndarray) -> EmulatedResult | None:
+def _emulated(job: ExportJob, path: Path, backend: str, gate_probs: np.ndarray,
+              spec: ModelSpec) -> EmulatedResult | None:
     """The file on the emulated second CPU class, when this host has one: int8 kernels differ by CPU."""
     if job.emulator is None:
         return None
@@ -282,7 +283,7 @@ def _emulated(job: ExportJob, path: Path, backend: str, gate_probs: np.ndarray) 
 
     s = job.gate_set
     x_e = s.x[:job.emulate_n]
-    emu = emulated_probs(path, x_e, job.emulator, backend)
+    emu = emulated_probs(path, x_e, job.emulator, backend, spec=spec)
     return EmulatedResult(job.emulator.description, _agreement(emu, gate_probs[:job.emulate_n]), len(x_e), s.name)
 
 
@@ -334,8 +335,8 @@ def apply_cross_format(artifacts: list[Artifact], report: ExportReport) -> None:
 
 
 def publish(art: Artifact, report: ExportReport) -> None:
-    """Embed the final spec (the gate's CPU and the cross-format check added), replacing the provisional
-    one with the same embedder, then give the file its final name and remember it as verified."""
+    """Embed the final spec (the gate's measurements, its CPU and the cross-format check), once, with the
+    format's embedder, then give the file its final name and remember it as verified."""
     from fer_edge.runtime.guard import remember
 
     spec = art.spec.replace(metrics=dict(art.spec.metrics, gate_cpu=report.cpu, cross_format=report.cross_format))

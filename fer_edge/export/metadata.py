@@ -2,8 +2,8 @@
 
 One embedder per format (`embed_tflite_spec`, `embed_onnx_spec`, named in `fer_edge.formats.FORMATS`):
 it embeds a spec in a written model file, replacing any spec already there, and returns the spec as
-written (with the graph's digest). Export embeds twice with the same function: a provisional spec so
-that the runtime backend can open the file for the parity gate, then the final one after the gate.
+written (with the graph's digest). Export embeds once, after the gate: the runtime backend measures the
+bare graph with the spec given in memory.
 """
 from __future__ import annotations
 

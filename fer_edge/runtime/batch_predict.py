@@ -20,12 +20,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--spec", default=None, help="the spec (JSON file) of a model export has just written and "
+                    "not yet stamped: the file is then trusted")
     a = ap.parse_args(argv)
     from fer_edge.errors import FerEdgeError
     from fer_edge.runtime.backends import load_backend
 
     try:
-        b = load_backend(a.model, backend=a.backend, threads=a.threads)
+        spec = None
+        if a.spec:
+            from pathlib import Path
+
+            from fer_edge.spec import ModelSpec
+
+            spec = ModelSpec.from_json(Path(a.spec).read_bytes(), a.spec)
+        b = load_backend(a.model, backend=a.backend, threads=a.threads, trusted=spec is not None, spec=spec)
         x = np.load(a.inputs, allow_pickle=False)
         probs = [b.predict(x[i:i + a.batch]) for i in range(0, len(x), a.batch)]
         out = np.concatenate(probs) if probs else np.zeros((0, b.spec.num_classes), np.float32)

@@ -41,18 +41,21 @@ def vet(name: str, path: str | Path) -> None:
         verify(path, name)
 
 
-def _open(name: str, path: Path, threads, device, trusted: bool) -> Backend:
+def _open(name: str, path: Path, threads, device, trusted: bool, spec) -> Backend:
     if not trusted:
         vet(name, path)
-    return backend_class(name).load(path, threads=threads, device=device)
+    return backend_class(name).load(path, threads=threads, device=device, spec=spec)
 
 
 def load_backend(path: str | Path, backend: str | None = None, threads: int | None = None,
-                 device: str = "cpu", trusted: bool = False) -> Backend:
+                 device: str = "cpu", trusted: bool = False, spec=None) -> Backend:
     """Open a model file with `backend`, or with the first installed backend for its format. Files not yet
     seen are probe-loaded in a child process first (see runtime.guard) unless `trusted` (fer-edge's own
-    export, checking what it just wrote)."""
+    export, checking what it just wrote). `spec` (trusted files only): the spec of a file export has just
+    written and measures before it embeds its final metadata."""
     path = Path(path)
+    if spec is not None and not trusted:
+        raise ValueError("load_backend: a spec may be given for trusted files only; others carry their own.")
     fmt = format_for_path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file.")
@@ -61,11 +64,11 @@ def load_backend(path: str | Path, backend: str | None = None, threads: int | No
             raise unknown("backend", backend, BACKENDS)
         if backend not in fmt.backends:
             raise ModelError(f"backend '{backend}' cannot run {fmt.suffix} files; use one of: {', '.join(fmt.backends)}.")
-        return _open(backend, path, threads, device, trusted)
+        return _open(backend, path, threads, device, trusted, spec)
     missing = []
     for name in fmt.backends:
         try:
-            return _open(name, path, threads, device, trusted)
+            return _open(name, path, threads, device, trusted, spec)
         except MissingDependency:
             missing.append(f"{name} ({BACKENDS[name][1]})")
     raise MissingDependency(f"{path}: no installed backend runs {fmt.suffix} files; install one of: {'; '.join(missing)}.")

@@ -26,8 +26,11 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: str | Path, threads: int | None = None, device: str = "cpu") -> "Backend":
-        """Open `path` (its metadata read and checked against the graph) with `threads` intra-op threads."""
+    def load(cls, path: str | Path, threads: int | None = None, device: str = "cpu",
+             spec: ModelSpec | None = None) -> "Backend":
+        """Open `path` (its metadata read and checked against the graph) with `threads` intra-op threads.
+        `spec`: the spec of a file this process has just written and not yet stamped (export measures its
+        files before it embeds their final metadata, once); still checked against the graph."""
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ class LiteRTBackend(Backend):
         return require(cls._module)
 
     @classmethod
-    def load(cls, path, threads=None, device="cpu"):
+    def load(cls, path, threads=None, device="cpu", spec=None):
         if device == "gpu":
             from fer_edge.errors import UsageError
 
@@ -34,7 +34,7 @@ class LiteRTBackend(Backend):
         self = cls()
         self.path = Path(path)
         self._mod = mod
-        self.spec = read_tflite_metadata(self.path)  # refuse files without metadata before anything else
+        self.spec = spec or read_tflite_metadata(self.path)  # refuse files without metadata before anything else
         self._threads = threads
         self._lock = threading.Lock()  # a TFLite interpreter is not thread-safe: one call at a time
         self.delegate = "xnnpack"

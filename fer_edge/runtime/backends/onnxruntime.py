@@ -43,7 +43,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     @classmethod
-    def load(cls, path, threads=None, device="cpu"):
+    def load(cls, path, threads=None, device="cpu", spec=None):
         ort = require("onnxruntime")
         self = cls()
         self.path = Path(path)
@@ -65,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt files
             raise ModelError(f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]}).") from None
-        self.spec = read_onnx_metadata(self.path)
+        self.spec = spec or read_onnx_metadata(self.path)
         self.note = ""
         if _needs_exact_kernels(self.spec):
             self.session, self.note = _exact_session(ort, self.path, opts, providers)
