@@ -51,6 +51,15 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 
 
+def load_ref(ref: str):
+    """The object a table entry names by dotted path ("module:attr": an exporter, an embedder, a backend
+    class), imported only now: the tables stay light."""
+    from importlib import import_module
+
+    mod, _, attr = ref.partition(":")
+    return getattr(import_module(mod), attr)
+
+
 def backend_names(with_keras: bool = True) -> str:
     """'a | b | c' for help texts."""
     return " | ".join(b for b in BACKENDS if with_keras or b != "keras")

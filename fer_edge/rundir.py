@@ -132,10 +132,11 @@ class RunDir:
 
 
 def model_file(source: str | os.PathLike) -> Path:
-    """A run directory -> its model.keras; anything else -> itself, unchecked (options such as --init and
-    --teacher take either and say themselves what is wrong)."""
+    """A run directory (a folder holding model.keras) -> its model.keras; anything else -> itself,
+    unchecked: the commands and options that take either (evaluate, explain, --init, --teacher) say
+    themselves what is wrong with it."""
     p = Path(source)
-    return RunDir(p).model if p.is_dir() else p
+    return RunDir(p).model if RunDir(p).model.is_file() else p
 
 
 def resolve_model(source: str | os.PathLike) -> tuple[Path, RunDir | None]:

@@ -44,17 +44,14 @@ def evaluate_cmd(
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON to this file ('-' = stdout)."),
 ):
     """Evaluate a model on a FER2013 split through the same code for every format."""
-    from pathlib import Path
-
     from fer_edge.evaluate import evaluate
     from fer_edge.outputs import check_outputs
 
     check_outputs([json_file], [model, data], overwrite=True, option="--json")
 
-    from fer_edge.rundir import RunDir
+    from fer_edge.rundir import model_file
 
-    run = RunDir(model)  # a run directory stands for its model.keras
-    p = run.model if run.model.is_file() else Path(model)
+    p = model_file(model)  # a run directory stands for its model.keras
     rep = evaluate(p, data, split=split, classes=classes, backend=backend, limit=limit)
     if json_file == "-":
         return print_json(rep)

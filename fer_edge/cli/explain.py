@@ -32,10 +32,9 @@ def explain_cmd(
     from fer_edge.errors import UsageError
     from fer_edge.explain import explain_images, run_checks
 
-    from fer_edge.rundir import RunDir
+    from fer_edge.rundir import model_file
 
-    run = RunDir(model)  # a run directory stands for its model.keras
-    p = run.model if run.model.is_file() else Path(model)
+    p = model_file(model)  # a run directory stands for its model.keras
     if checks:
         res = run_checks(p, data, edge_model=edge_model, n=n, method=method, out=output)
         write_json_file(Path(output) / "checks.json", res)

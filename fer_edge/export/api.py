@@ -18,16 +18,16 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fer_edge.errors import DataError, ModelError, UsageError, unknown
-from fer_edge.formats import Format, artifact_name, expand
+from fer_edge.formats import Format, artifact_name, expand, load_ref
 from fer_edge.metrics import classification_report
 from fer_edge.outputs import atomic_write_text
+from fer_edge.rundir import EXPORT_DIR, RunDir, resolve_model
 from fer_edge.spec import ModelSpec
 from fer_edge.status import icon
 from fer_edge.version import __version__
@@ -202,12 +202,6 @@ class Artifact:
     top1: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # answers on the gate set
 
 
-def _dotted(ref: str):
-    """The function a formats-table entry names ("module:function"), imported on use."""
-    mod, _, fn = ref.partition(":")
-    return getattr(import_module(mod), fn)
-
-
 def export_artifact(job: ExportJob, fmt: Format, q: str, final: Path, log=print) -> Artifact:
     """Write one artifact under a temporary name, measure it and gate it; the decision is in the row.
     Errors end up in the row too: one failing format must not stop the others."""
@@ -235,7 +229,7 @@ def _write_graph(job: ExportJob, fmt: Format, q: str, path: Path) -> ModelSpec:
     converters print to stdout, which is the CLI's (--json)."""
     options = {k: job.options[k] for k in fmt.options}
     with contextlib.redirect_stdout(io.StringIO()):
-        return _dotted(fmt.exporter)(job.model, job.spec, path, q, job.calib, job.int8_io, **options)
+        return load_ref(fmt.exporter)(job.model, job.spec, path, q, job.calib, job.int8_io, **options)
 
 
 def measure(job: ExportJob, q: str, path: Path, row: GateRow, spec: ModelSpec) -> tuple[Measurements, np.ndarray]:
@@ -340,7 +334,7 @@ def publish(art: Artifact, report: ExportReport) -> None:
     from fer_edge.runtime.guard import remember
 
     spec = art.spec.replace(metrics=dict(art.spec.metrics, gate_cpu=report.cpu, cross_format=report.cross_format))
-    _dotted(art.fmt.embedder)(art.partial, spec)
+    load_ref(art.fmt.embedder)(art.partial, spec)
     os.replace(art.partial, art.final)
     art.row.file = art.final.name
     remember(art.final, art.fmt.backends)
@@ -367,14 +361,6 @@ def _annotate_speed(report: ExportReport) -> None:
 
 # --- the export ---------------------------------------------------------------------------------------
 
-def resolve_source(source: str | Path) -> tuple[Path, Path | None]:
-    """A run directory or a .keras file -> (model.keras, run dir or None): `fer_edge.rundir.resolve_model`."""
-    from fer_edge.rundir import resolve_model
-
-    path, run = resolve_model(source)
-    return path, (run.path if run else None)
-
-
 def _stem(spec: ModelSpec) -> str:
     return f"{spec.arch}_{len(spec.labels)}c"
 
@@ -399,23 +385,18 @@ def _check_choices(formats: str, quantize: str, tta: str, onnx_int8: str, emulat
     return pairs, emulator
 
 
-def _out_dir(out, model_path: Path, run_dir: Path | None) -> Path:
+def _out_dir(out, model_path: Path, run: RunDir | None) -> Path:
     """--out, or export/ inside the run (beside the .keras file when there is no run)."""
-    from fer_edge.rundir import EXPORT_DIR, RunDir
-
-    out_dir = Path(out) if out else (RunDir(run_dir).export_dir if run_dir else model_path.parent / EXPORT_DIR)
+    out_dir = Path(out) if out else (run.export_dir if run else model_path.parent / EXPORT_DIR)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder.")
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
 
 
-def _run_config(run_dir: Path | None) -> dict:
+def _run_config(run: RunDir | None) -> dict:
     """The training options of the run the model comes from ({} for a bare .keras file, or a folder that
     holds a model.keras but no config.json): the data and validation split export falls back to."""
-    from fer_edge.rundir import RunDir
-
-    run = RunDir(run_dir) if run_dir else None
     return run.read_config() if run and run.config.is_file() else {}
 
 
@@ -526,11 +507,11 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     from fer_edge.training.keras_backend import KerasBackend
 
     pairs, emulator = _check_choices(formats, quantize, tta, onnx_int8, emulate)
-    model_path, run_dir = resolve_source(source)
+    model_path, run = resolve_model(source)
     ref = KerasBackend.load(model_path)
     spec = ref.spec
-    out_dir = _out_dir(out, model_path, run_dir)
-    config = _run_config(run_dir)
+    out_dir = _out_dir(out, model_path, run)
+    config = _run_config(run)
     data, splits = _load_splits(data, config, spec, pairs)
     # calibration: Training without the gate hold-out (make_splits took it out)
     calib = splits.x_train[stratified_sample(splits.y_train, calib_size, 0)] if len(splits.y_train) else None
@@ -541,7 +522,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     if len(hold_set.y):
         unseen = bool(spec.metrics.get("holdout_unseen") or config.get("data", {}).get("n_holdout"))
     metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=macs)
-    base_spec = spec.replace(source_run=spec.source_run or (run_dir.name if run_dir else model_path.stem),
+    base_spec = spec.replace(source_run=spec.source_run or (run.name if run else model_path.stem),
                              data_fingerprint=spec.data_fingerprint or splits.fingerprint, fer_edge_version=__version__,
                              metrics=metrics, tta=tta, cam=cam_info)
     report = ExportReport(str(model_path), str(out_dir), val_set.keras_acc, int(len(val_set.y)), splits.val_source,

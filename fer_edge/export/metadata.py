@@ -11,22 +11,18 @@ from pathlib import Path
 
 from fer_edge.metadata import (append_tflite_metadata, onnx_graph_bytes, read_onnx_metadata,  # noqa: F401
                                read_tflite_metadata, set_onnx_metadata, tflite_flatbuffer)
+from fer_edge.outputs import atomic_path
 from fer_edge.outputs import atomic_write_bytes as write_bytes_atomic
 from fer_edge.spec import ModelSpec
 
 
 def embed_tflite_spec(path: str | Path, spec: ModelSpec) -> ModelSpec:
-    """Embed `spec` in a .tflite file: the flatbuffer without any older metadata, the spec appended.
-    Works on a temporary copy and replaces the file in one rename, so a reader never sees half a zip."""
+    """Embed `spec` in a .tflite file: the flatbuffer without any older metadata, the spec appended, in a
+    temporary file that replaces the file in one rename, so a reader never sees half a zip."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".meta")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(tflite_flatbuffer(path))
-        written = append_tflite_metadata(tmp, spec)
-        write_bytes_atomic(path, tmp.read_bytes())
-    finally:
-        tmp.unlink(missing_ok=True)
-    return written
+        return append_tflite_metadata(tmp, spec)
 
 
 def embed_onnx_spec(path: str | Path, spec: ModelSpec) -> ModelSpec:

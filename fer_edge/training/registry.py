@@ -33,9 +33,6 @@ class ArchInfo:
 _REGISTRY: dict[str, ArchInfo] = {}
 
 
-TIERS = ("full", "tiny")
-
-
 def register_model(name: str, *, source: str, family: str, defaults: dict | None = None,
                    pretrained: bool = False, cam: bool = False, input_shape: tuple = (48, 48, 1),
                    tiny: dict | None = None):

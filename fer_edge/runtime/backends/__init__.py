@@ -5,12 +5,11 @@ Each backend imports its inference library inside `load`, so listing backends, o
 importing this package, costs nothing."""
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from pathlib import Path
 
 from fer_edge.errors import MissingDependency, ModelError, unknown
-from fer_edge.formats import BACKENDS, format_for_path
+from fer_edge.formats import BACKENDS, format_for_path, load_ref
 from fer_edge.runtime.backends.base import Backend
 
 #: backends whose native interpreter parses the file itself: untrusted files are probe-loaded in a child
@@ -28,8 +27,7 @@ def installed(name: str) -> bool:
 def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
         raise unknown("backend", name, BACKENDS)
-    mod, _, cls = BACKENDS[name][0].partition(":")
-    return getattr(importlib.import_module(mod), cls)
+    return load_ref(BACKENDS[name][0])
 
 
 def vet(name: str, path: str | Path) -> None:
