@@ -126,7 +126,7 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
     from fer_edge.runtime.recognizer import EmotionRecognizer
     from fer_edge.training.keras_backend import KerasBackend
 
-    kb = KerasBackend.load(Path(model_path))
+    kb = KerasBackend.load(Path(model_path), framework="tensorflow")  # Grad-CAM uses its GradientTape
     spec = kb.spec
     rec = EmotionRecognizer(kb, margin=margin)  # the runtime's detect -> crop -> preprocess path, on Keras
     explainer = make_explainer(kb.model, method, layer)
@@ -232,7 +232,7 @@ def run_checks(model_path: str | Path, data: str, edge_model: str | Path | None 
     from fer_edge.data import load_splits, stratified_sample
     from fer_edge.training.keras_backend import KerasBackend
 
-    kb = KerasBackend.load(Path(model_path))
+    kb = KerasBackend.load(Path(model_path), framework="tensorflow")  # Grad-CAM uses its GradientTape
     spec = kb.spec
     cm = spec.class_map_obj()
     s = load_splits(data, cm)

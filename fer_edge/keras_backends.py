@@ -47,6 +47,19 @@ def select_backend(name: str | None = None) -> str:
     return name
 
 
+def for_inference() -> str:
+    """The backend that runs a .keras model here: the one Keras already runs on in this process, else
+    $KERAS_BACKEND, else the first installed of tensorflow, jax, torch (this table's order)."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return requested()
+    for name, (lib, _) in KERAS_BACKENDS.items():
+        if _installed(lib):
+            return name
+    return DEFAULT_BACKEND  # none installed: select_backend names what to install
+
+
 def _installed(module: str) -> bool:
     import importlib.util
 

@@ -18,7 +18,7 @@ from fer_edge.version import __version__
 from fer_edge.sysinfo import cpu_dict, cpu_model
 
 RUNTIME_VERSIONS = ("numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert",
-                    "tflite-runtime", "tensorflow-cpu", "tensorflow", "keras")
+                    "tflite-runtime", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "torch")
 
 
 def _version(dist: str) -> str | None:
@@ -49,8 +49,27 @@ def gpu_status() -> dict:
     except ImportError:
         pass
     out["nvidia_smi"] = any(Path(p, "nvidia-smi").is_file() for p in os.environ.get("PATH", "").split(os.pathsep))
-    out["summary"] = "available" if out["onnxruntime_cuda"] else "gpu: not available"
+    out["devices"] = _nvidia_gpus() if out["nvidia_smi"] else []
+    if out["devices"]:
+        out["summary"] = ", ".join(out["devices"]) + ("; onnxruntime CUDA" if out["onnxruntime_cuda"] else
+                                                      "; onnxruntime on CPU only (no onnxruntime-gpu)")
+    else:
+        out["summary"] = "available (onnxruntime CUDA)" if out["onnxruntime_cuda"] else "not available"
     return out
+
+
+def _nvidia_gpus() -> list[str]:
+    """'NAME (MEMORY)' of each NVIDIA GPU, from nvidia-smi (no CUDA library is loaded); [] on any failure."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if r.returncode != 0:
+        return []
+    return [" (".join(p.strip() for p in line.split(",", 1)) + ")" for line in r.stdout.splitlines() if "," in line]
 
 
 def environment() -> dict:

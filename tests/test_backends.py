@@ -41,17 +41,20 @@ def _train(backend: str, out, *extra) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.large  # ~40 s: a JAX process (TensorFlow blocked) then two TFLite conversions; CI runs -m large
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend):
+@pytest.mark.parametrize("backend,mixed", [("jax", "off"), ("torch", "float16")])
+def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend, mixed):
     """1 epoch of edgenet on JAX or PyTorch (TensorFlow blocked), with CutMix, Random Erasing and a teacher
-    (the bundled TF-trained model), then exported under TensorFlow through every gate."""
+    (the bundled TF-trained model), PyTorch under mixed float16, then exported under TensorFlow through
+    every gate."""
     pytest.importorskip(backend)
-    r = _train(backend, tmp_path / "runs", "--mix", "cutmix", "--erasing", "0.5", "--teacher", str(BUNDLED_KERAS))
+    r = _train(backend, tmp_path / "runs", "--mix", "cutmix", "--erasing", "0.5", "--teacher", str(BUNDLED_KERAS),
+               "--mixed-precision", mixed)
     assert r.returncode == 0, r.stderr[-3000:]
     run = tmp_path / "runs" / r.stdout.strip().splitlines()[-1].split("/")[-1]
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "finished" and config["keras_backend"] == backend
     assert f"on {backend}" in config["device"] and config["train_config"]["teacher"] == str(BUNDLED_KERAS)
+    assert config["train_config"]["mixed_precision"] == mixed
     for f in ("model.keras", "spec.json", "metrics.json", "history.csv", "state.json"):
         assert (run / f).is_file(), f
     pytest.importorskip("tensorflow")
@@ -147,3 +150,50 @@ def test_cli_distillation_saves_the_student_only(tmp_path):
     r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--kd-alpha", "2",
                                  "--teacher", str(BUNDLED_KERAS)])
     assert r.exit_code == 2 and "--kd-alpha" in r.output
+
+
+BLOCK_TF_ONLY = BLOCK_TF.split("from fer_edge.cli.main")[0]
+
+
+@pytest.mark.large  # ~15 s: a JAX process (TensorFlow blocked) and the bench CLI
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_keras_rows_without_tensorflow(tmp_path, framework):
+    """The Keras backend runs a .keras model on JAX or PyTorch where TensorFlow is not installed (the GPU
+    machines' case): the same probabilities as on TensorFlow, a bench row that names its framework and
+    claims no speed-up against TensorFlow, and `--device gpu` refused in one line where there is no GPU."""
+    pytest.importorskip(framework)
+    pytest.importorskip("tensorflow")
+    from fer_edge.training.keras_backend import KerasBackend
+
+    face = np.load(SAMPLE.parent / "golden_face_48.npy").astype(np.float32)[None]  # raw 0..255 pixels
+    batch = np.concatenate([face, face[:, :, ::-1], np.full_like(face, 128.0)])
+    np.save(tmp_path / "batch.npy", batch)
+    code = BLOCK_TF_ONLY + textwrap.dedent(f"""
+        import json, numpy as np
+        from fer_edge.training.keras_backend import KerasBackend
+        from fer_edge.errors import UsageError
+        b = KerasBackend.load({str(BUNDLED_KERAS)!r})
+        out = {{"framework": b.framework, "probs": b.predict(np.load({str(tmp_path / "batch.npy")!r})).tolist()}}
+        try:
+            KerasBackend.load({str(BUNDLED_KERAS)!r}, device="gpu")
+            out["gpu"] = "loaded"
+        except UsageError as exc:
+            out["gpu"] = str(exc)
+        print(json.dumps(out))
+    """)
+    env = dict(os.environ, KERAS_BACKEND=framework)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["framework"] == framework
+    want = KerasBackend.load(BUNDLED_KERAS, framework="tensorflow").predict(batch)
+    np.testing.assert_allclose(np.array(got["probs"]), want, atol=1e-4)
+    assert got["gpu"] == "loaded" or got["gpu"].startswith(f"device gpu: Keras on {framework} sees no GPU")
+    bench = [sys.executable, "-c", BLOCK_TF, "bench", str(BUNDLED_KERAS), "--backend", "keras", "--threads", "1",
+             "--batch", "1", "--min-time", "0.05", "--min-runs", "3", "--no-pipeline", "--json", str(tmp_path / "b.json")]
+    r = subprocess.run(bench, capture_output=True, text=True, env=dict(env, COLUMNS="200"), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"keras ({framework})" in r.stdout  # the table's Backend column
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(x["framework"], x["status"], x["speedup_vs_tf"]) for x in rows] == [(framework, "ok", None)]
+    assert rows[0]["backend_version"].startswith(framework) and rows[0]["ms_per_img_p50"] > 0

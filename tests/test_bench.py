@@ -99,7 +99,7 @@ def test_gpu_request_without_gpu(bench_dir):
         pytest.skip("a CUDA onnxruntime is installed here")
     assert gpu and all(r.status == "failed" and "gpu" in r.reason for r in gpu)
     assert cpu and all(r.status == "ok" for r in cpu)
-    assert res.env["gpu"]["summary"] == "gpu: not available"
+    assert res.env["gpu"]["summary"] == "not available"
 
 
 def test_bad_backend_name():

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
@@ -165,3 +166,42 @@ def test_mixing_labels_follow_the_pixels():
     assert frac.max() <= 0.26 and frac.min() > 0.005
     with pytest.raises(ValueError, match="unknown mix mode"):
         make_dataset(x, y, 7, n, mix="mixups")
+
+
+@pytest.mark.parametrize("choice", ["float16", pytest.param("bfloat16", marks=pytest.mark.large)])
+def test_mixed_precision_saves_float32_and_resumes(tmp_path, sample_data, cache_dir, choice):
+    """Under a mixed policy the run trains (float16: with loss scaling), is interrupted and resumed from
+    its mixed last.keras, and writes a float32 model.keras whose probabilities are float32; the process's
+    global policy is restored afterwards."""
+    from fer_edge.training.keras_backend import predict_probs
+    from fer_edge.training.mixed_precision import policy
+
+    class StopAfterFirst(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(data=str(sample_data), arch="edgenet_tiny", epochs=2, batch_size=32, out=str(tmp_path),
+                      cache_dir=str(cache_dir), augment=False, mixed_precision=choice)
+    run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
+    assert keras.config.dtype_policy().name == "float32"
+    with policy(choice):  # as --resume loads it (Keras wraps float16's optimizer in loss scaling on compile)
+        last = keras.models.load_model(run / "last.keras")
+    assert {layer.dtype_policy.name for layer in last.layers} >= {f"mixed_{choice}", "float32"}
+    assert (choice == "float16") == isinstance(last.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None) == run
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert json.loads((run / "state.json").read_text())["epoch"] == 2
+    best = keras.models.load_model(run / "model.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in best.layers} == {"float32"}
+    probs = predict_probs(best, np.full((2, 48, 48, 1), 128.0, np.float32))
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_unknown_mixed_precision_is_refused(tmp_path, sample_data):
+    from fer_edge.errors import UsageError
+    from fer_edge.training.train import validate_config
+
+    with pytest.raises(UsageError, match="Did you mean 'float16'"):
+        validate_config(TrainConfig(data=str(sample_data), out=str(tmp_path), mixed_precision="fp16"))

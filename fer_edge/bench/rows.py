@@ -35,6 +35,7 @@ class BenchRow:
     quantization: str
     backend: str
     backend_version: str = ""
+    framework: str = ""  # keras rows: the Keras backend that ran them (tensorflow | jax | torch)
     device: str = "cpu"
     threads: int = 1
     batch: int = 1
@@ -234,8 +235,9 @@ def _bench_artifact(path: Path, name: str, device: str, threads, batches, data, 
         base.params = spec.metrics.get("params")
         base.macs = spec.metrics.get("macs")
         if isinstance(b, KerasBackend):
+            base.framework = b.framework
             if b.threads_effective not in (None, th):
-                base.reason = f"TensorFlow threads are fixed per process: ran with {b.threads_effective}"
+                base.reason = f"{b.framework} threads are fixed per process: ran with {b.threads_effective}"
             if base.macs is None:
                 from fer_edge.training.flops import count_macs
 
@@ -297,8 +299,10 @@ def _accuracy(b, data, split, limit, cache) -> dict:
 
 
 def _ratios(rows: list[BenchRow], peaks: dict) -> None:
-    """speed-up vs the TF row of the same threads/batch; efficiency vs the peak of the same arithmetic."""
-    ref = {(r.threads, r.batch, r.device): r.ms_per_img_p50 for r in rows if r.backend == "keras" and r.ms_per_img_p50}
+    """speed-up vs the Keras-on-TensorFlow row of the same threads/batch/device; efficiency vs the peak of
+    the same arithmetic."""
+    ref = {(r.threads, r.batch, r.device): r.ms_per_img_p50 for r in rows
+           if r.backend == "keras" and r.framework == "tensorflow" and r.ms_per_img_p50}
     for r in rows:
         t = ref.get((r.threads, r.batch, r.device))
         if t and r.ms_per_img_p50:

@@ -34,8 +34,8 @@ def render(result) -> None:
     c.print(f"[bold]cpu[/]: {escape(str(ci.get('class', '?')))}: {escape(', '.join(ci.get('features', [])) or '?')}")
     c.print("[bold]runtimes[/]: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()))
     peaks = "; ".join(f"{t} thr: fp32 {p.get('fp32')} / int8 {p.get('int8')}" for t, p in e.get("peak_gmacs", {}).items())
-    c.print(f"[bold]gpu[/]: {e['gpu']['summary']} | GEMM peak GMAC/s ({peaks}; eff. = a row's MAC/s over the peak "
-            f"of its arithmetic) | reference: {e.get('tensorflow_reference')}")
+    c.print(f"[bold]gpu[/]: {escape(str(e['gpu']['summary']))} | GEMM peak GMAC/s ({peaks}; eff. = a row's MAC/s "
+            f"over the peak of its arithmetic) | reference: {escape(str(e.get('tensorflow_reference')))}")
     t = Table(title="fer-edge bench")
     cols = ("Format", "Backend", "Quant", "Thr", "Batch", "Status", "Size KB", "Acc", "ms/img p50", "p90", "img/s",
             "vs TF", "eff.")
@@ -46,7 +46,8 @@ def render(result) -> None:
         return "" if v is None else f"{v:{spec}}{suffix}"
 
     for r in result.rows:
-        t.add_row(safe(r.format), r.backend, safe(r.quantization), str(r.threads), str(r.batch),
+        backend = r.backend + (f" ({r.framework})" if r.framework and r.framework != "tensorflow" else "")
+        t.add_row(safe(r.format), backend, safe(r.quantization), str(r.threads), str(r.batch),
                   r.icon + (f" {safe(r.reason[:60])}" if r.reason else ""), f(r.size_kb, ".1f"), f(r.accuracy, ".4f"),
                   f(r.ms_per_img_p50, ".3f"), f(r.ms_per_img_p90, ".3f"), f(r.img_per_s, ",.0f"),
                   f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"))

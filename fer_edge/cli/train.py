@@ -11,6 +11,13 @@ from fer_edge.cli.app import app
 DEFAULT_DATA = "../shared/fer2013"
 
 
+def _mp_help() -> str:
+    from fer_edge.training.mixed_precision import MIXED_PRECISION
+
+    return ("Mixed-precision training (GPUs): " + " | ".join(f"{k}: {v[1]}" for k, v in MIXED_PRECISION.items())
+            + ". model.keras is always float32.")
+
+
 @app.command("train")
 @handle_errors
 def train_cmd(
@@ -25,7 +32,8 @@ def train_cmd(
     out: str = typer.Option("runs", "--out", help="Folder that receives run directories and the leaderboard."),
     val_split: str = typer.Option("auto", "--val-split", help="auto (PublicTest when present) | publictest | 0.1"),
     class_weight: str = typer.Option("none", "--class-weight", help="balanced | none"),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Augment in the tf.data pipeline only."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Augment training batches (flip, rotate, "
+                                 "shift, zoom, brightness, contrast); never part of the saved model."),
     weights: str = typer.Option("none", "--weights", help="Backbones: imagenet | none | PATH to no-top weights."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam | adamw | sgd (default: the arch's)."),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="plateau | cosine (default: the arch's)."),
@@ -46,6 +54,7 @@ def train_cmd(
     backend: Optional[str] = typer.Option(None, "--backend", help="Keras backend: tensorflow | jax | torch "
                                           "(default: $KERAS_BACKEND, else tensorflow). The run directory is the "
                                           "same on each; export loads model.keras under TensorFlow."),
+    mixed_precision: str = typer.Option("off", "--mixed-precision", help=_mp_help()),
 ):
     """Train on FER2013 and write a complete run directory (printed last)."""
     from fer_edge.keras_backends import select_backend
@@ -68,7 +77,7 @@ def train_cmd(
                     schedule=schedule, patience=patience, strict=strict, max_train=max_train,
                     max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
                     weight_decay=weight_decay, init=init, teacher=teacher, kd_temperature=kd_temperature,
-                    kd_alpha=kd_alpha)
+                    kd_alpha=kd_alpha, mixed_precision=mixed_precision)
         for name in names
     ]
     for cfg in configs:

@@ -508,7 +508,7 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
 
     pairs, emulator = _check_choices(formats, quantize, tta, onnx_int8, emulate)
     model_path, run = resolve_model(source)
-    ref = KerasBackend.load(model_path)
+    ref = KerasBackend.load(model_path, framework="tensorflow")
     spec = ref.spec
     out_dir = _out_dir(out, model_path, run)
     config = _run_config(run)

@@ -1,8 +1,13 @@
-"""Keras backend (.keras files, in-memory models). It needs TensorFlow, so it lives under training/
-(registered by dotted path in runtime.backends) and the runtime folder never imports TensorFlow.
+"""Keras backend (.keras files, in-memory models). It needs Keras and one of its frameworks, so it lives
+under training/ (registered by dotted path in runtime.backends) and the runtime folder never imports them.
 
-Runs the model through a `tf.function` (model.predict costs ~40 ms per call in Python overhead).
-The spec comes from `spec.json` beside the .keras file (written by `fer-edge train`).
+It runs on the Keras framework of this process: TensorFlow when Keras is not yet imported and TensorFlow
+is installed (export and explain ask for it), else JAX or PyTorch. That makes a Keras row possible on
+machines without TensorFlow, the GPU ones included (`fer-edge bench --device gpu`). Each framework
+runs the model compiled once, not through `model.predict` (~40 ms per call in Python overhead): a
+`tf.function` on TensorFlow, `jax.jit` of the stateless call on JAX, eager under `torch.no_grad` on
+PyTorch, on the device asked for. The spec comes from `spec.json` beside the .keras file (written by
+`fer-edge train`).
 """
 from __future__ import annotations
 
@@ -69,10 +74,52 @@ class KerasBackend(Backend):
     name = "keras"
 
     @classmethod
-    def load(cls, path, threads=None, device="cpu", spec: ModelSpec | None = None):
-        from fer_edge.keras_backends import select_backend
+    def load(cls, path, threads=None, device="cpu", spec: ModelSpec | None = None, framework: str | None = None):
+        """`framework`: the Keras backend to run on (None: `keras_backends.for_inference()`); export and
+        explain ask for "tensorflow" (its converters, its gradient tape)."""
+        from fer_edge import keras_backends as kb
 
-        select_backend("tensorflow")  # models from any backend load under TensorFlow (tf.function inference)
+        self = cls()
+        self.framework = kb.select_backend(framework or kb.for_inference())
+        self.threads_effective = _set_threads(self.framework, threads)
+        if device == "gpu" and not kb.gpus():
+            from fer_edge.errors import UsageError
+
+            raise UsageError(f"device gpu: Keras on {self.framework} sees no GPU here (a CPU-only build of "
+                             f"{self.framework}, or no CUDA device).")
+        keras = require("keras")
+        self._device = _device_name(self.framework, device)
+        self.path = Path(path)
+        with keras.device(self._device):  # the weights live where the model runs
+            self.model = load_keras_model(self.path)
+        self.spec = spec or keras_spec(self.path, self.model)
+        self.check_graph(tuple(self.model.inputs[0].shape), [tuple(o.shape) for o in self.model.outputs])
+        self._fn = _compiled(self.framework, self.model, self.spec.input_shape, self._device)
+        return self
+
+    @property
+    def version(self) -> str:
+        from fer_edge import keras_backends as kb
+
+        return kb.version() if self.framework == "tensorflow" else f"{self.framework} {kb.version()}"
+
+    def run(self, batch):
+        batch = self.check_batch(batch)
+        return [np.asarray(o, np.float32) for o in self._fn(np.asarray(batch, np.float32))]
+
+
+def _device_name(framework: str, device: str) -> str:
+    """fer-edge's cpu | gpu as `keras.device` names it for `framework` (Keras 3.15 on PyTorch fails to
+    load models with Dropout under "cpu:0", so PyTorch gets its own names)."""
+    if framework == "torch":
+        return "cuda" if device == "gpu" else "cpu"
+    return "gpu:0" if device == "gpu" else "cpu:0"
+
+
+def _set_threads(framework: str, threads: int | None) -> int | None:
+    """Intra-op threads where the framework lets a running process choose them; -> the number in effect
+    (None: the framework's default, e.g. JAX, whose CPU thread pool is fixed when it starts)."""
+    if framework == "tensorflow":
         tf = require("tensorflow")
         if threads:
             try:
@@ -80,25 +127,56 @@ class KerasBackend(Backend):
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:
                 pass  # already initialised: TF keeps its first setting for the whole process
-        if device == "gpu" and not tf.config.list_physical_devices("GPU"):
-            from fer_edge.errors import UsageError
+        return tf.config.threading.get_intra_op_parallelism_threads() or None
+    if framework == "torch":
+        import torch
 
-            raise UsageError("device gpu: TensorFlow sees no GPU here (CPU-only build or no CUDA device).")
-        self = cls()
-        self.threads_effective = tf.config.threading.get_intra_op_parallelism_threads() or None
-        self.path = Path(path)
-        self._tf = tf
-        self.model = load_keras_model(self.path)
-        self.spec = spec or keras_spec(self.path, self.model)
-        self.check_graph(tuple(self.model.inputs[0].shape), [tuple(o.shape) for o in self.model.outputs])
-        self._fn = inference_fn(self.model, self.spec.input_shape)
-        return self
+        if threads:
+            torch.set_num_threads(int(threads))
+        return torch.get_num_threads()
+    return None
 
-    @property
-    def version(self) -> str:
-        return self._tf.__version__
 
-    def run(self, batch):
-        batch = self.check_batch(batch)
-        out = self._fn(self._tf.constant(batch, self._tf.float32))
-        return [np.asarray(o, np.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]
+def _compiled(framework: str, model, input_shape, device: str):
+    """float32 (N, H, W, C) numpy batch -> list of numpy outputs, through `model` compiled for `framework`."""
+    import keras
+
+    def as_list(out):
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    if framework == "tensorflow":
+        tf = require("tensorflow")
+        with keras.device(device):
+            fn = inference_fn(model, input_shape)
+
+        def run_tf(x):
+            with keras.device(device):
+                return [o.numpy() for o in as_list(fn(tf.constant(x, tf.float32)))]
+
+        return run_tf
+    if framework == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        @jax.jit
+        def fn_jax(x):
+            out, _ = model.stateless_call(trainable, frozen, x, training=False)
+            return out
+
+        def run_jax(x):
+            with keras.device(device):
+                return [np.asarray(o) for o in as_list(fn_jax(x))]
+
+        return run_jax
+    import torch
+
+    model.eval()
+
+    def run_torch(x):
+        with keras.device(device), torch.no_grad():
+            out = model(keras.ops.convert_to_tensor(x), training=False)
+            return [keras.ops.convert_to_numpy(o) for o in as_list(out)]
+
+    return run_torch

@@ -60,6 +60,7 @@ class TrainConfig:
     teacher: str | None = None  # distillation: a run directory or .keras model (training.distill)
     kd_temperature: float = 3.0
     kd_alpha: float = 0.7  # weight of the teacher's soft targets (1 - alpha: the labels)
+    mixed_precision: str = "off"  # off | float16 | bfloat16 (training.mixed_precision.MIXED_PRECISION)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -176,6 +177,9 @@ def validate_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
     if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
         raise UsageError(f"--kd-alpha must be in [0, 1], got {cfg.kd_alpha}.")
+    from fer_edge.training.mixed_precision import policy_name
+
+    policy_name(cfg.mixed_precision)
 
 
 def warm_start(model, source: str | os.PathLike, log=print) -> int:
@@ -242,7 +246,9 @@ class _EpochCheckpoint:
     """Keras callback factory: each epoch saves last.keras + state.json, and model.keras when best."""
 
     @staticmethod
-    def make(run: RunDir, state: dict, phase: int):
+    def make(run: RunDir, state: dict, phase: int, as_float32=lambda m: m):
+        """`as_float32(student)`: the model written as model.keras (its float32 twin under mixed
+        precision); last.keras keeps the training model itself, the exact resume point."""
         import keras
 
         class EpochCheckpoint(keras.callbacks.Callback):
@@ -253,7 +259,7 @@ class _EpochCheckpoint:
                 if not math.isnan(val_acc) and val_acc > state.get("best_val_accuracy", -1.0):
                     state["best_val_accuracy"] = val_acc
                     state["best_epoch"] = epoch + 1
-                    save_keras_atomic(student, run.model)
+                    save_keras_atomic(as_float32(student), run.model)
                 save_keras_atomic(student, run.last)
                 state["epoch"] = epoch + 1
                 state["phase"] = phase
@@ -355,6 +361,8 @@ class _Session:
     t0: float = 0.0
     model: Any = None
     teacher: Any = None
+    policy: str = "float32"  # Keras dtype policy while training (training.mixed_precision)
+    twin: Any = None  # float32 twin of a mixed-precision model, written as model.keras
     status: str = "finished"
     train_seconds: float = 0.0
 
@@ -375,16 +383,19 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     _load_data(s)
     _prepare_run(s)
     _fit_inputs(s, devices)
-    s.t0 = time.time()
-    try:
-        _build_model(s)
-        _fit_phases(s, callbacks)
-    except KeyboardInterrupt:
-        s.status = "interrupted"
-    _save_progress(s)
-    if s.status != "finished":
-        return _interrupted(s)
-    _final_evaluation(s)
+    from fer_edge.training.mixed_precision import policy
+
+    with policy(s.cfg.mixed_precision) as s.policy:  # layers built inside compute in it; restored after
+        s.t0 = time.time()
+        try:
+            _build_model(s)
+            _fit_phases(s, callbacks)
+        except KeyboardInterrupt:
+            s.status = "interrupted"
+        _save_progress(s)
+        if s.status != "finished":
+            return _interrupted(s)
+        _final_evaluation(s)
     return _finish(s)
 
 
@@ -506,10 +517,14 @@ def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
 def _build_model(s: _Session) -> None:
     """The model to fit, inside the strategy's scope: the resume point (last.keras, with its optimizer)
     when resuming, else a new one (optionally warm-started from --init); and the frozen --teacher."""
+    from fer_edge.training.mixed_precision import float32_twin
     from fer_edge.training.registry import create_model
 
     cfg = s.cfg
     with s.strategy.scope():
+        if s.policy != "float32":
+            s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
+            s.log(f"mixed precision: {s.policy} (model.keras is saved as float32)")
         if s.resumed and s.run.last.is_file():
             s.model = s.keras.models.load_model(s.run.last, safe_mode=True)
             s.log(f"resuming {s.run.path} at epoch {s.state['epoch']} (phase {s.state.get('phase', 1)})")
@@ -583,9 +598,11 @@ def _compile(s: _Session, lr: float, fraction: float | None):
 def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list | None) -> list:
     """Checkpoint first (so a callback that interrupts still finds the epoch saved), then history, the
     caller's callbacks, the time budget (what is left of it), early stopping and the lr schedule."""
+    from fer_edge.training.mixed_precision import float32_copy
+
     cfg, keras = s.cfg, s.keras
     cbs = [
-        _EpochCheckpoint.make(s.run, s.state, phase),
+        _EpochCheckpoint.make(s.run, s.state, phase, lambda m: float32_copy(m, s.twin)),
         keras.callbacks.CSVLogger(str(s.run.history), append=True),
         *(extra or []),
     ]
@@ -629,7 +646,9 @@ def _final_evaluation(s: _Session) -> None:
 
     cfg, run, state, splits, class_map = s.cfg, s.run, s.state, s.splits, s.class_map
     if not run.model.is_file():  # no validation split: the last epoch is the model
-        save_keras_atomic(s.model, run.model)
+        from fer_edge.training.mixed_precision import float32_copy
+
+        save_keras_atomic(float32_copy(s.model, s.twin), run.model)
     best = s.keras.models.load_model(run.model, safe_mode=True, compile=False)
     metrics: dict[str, Any] = {"labels": list(class_map.labels), "splits": {}}
     for name in ("train", "val", "test"):

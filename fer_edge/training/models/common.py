@@ -4,6 +4,19 @@ from __future__ import annotations
 from fer_edge.training.models._lazy import keras, layers
 
 
+#: dtype of every builder's `predictions` layer: float32 even under a mixed-precision policy, so the
+#: probabilities (and the loss computed from them) keep float32 precision (training.mixed_precision)
+OUTPUT_DTYPE = "float32"
+
+
+def apply_predictions(x, num_classes: int | None = None):
+    """The softmax output, named `predictions`, in float32: Dense(num_classes) + softmax, or (num_classes
+    None) a softmax over `x` itself (heads whose last conv already has one map per class)."""
+    if num_classes is None:
+        return layers.Activation("softmax", dtype=OUTPUT_DTYPE, name="predictions")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype=OUTPUT_DTYPE, name="predictions")(x)
+
+
 def apply_input(input_shape, name: str = "pixels"):
     """Input of raw 0..255 pixels, normalised inside the model so exported files carry it."""
     inputs = keras.Input(shape=input_shape, name=name)
@@ -25,4 +38,4 @@ def apply_dense_head(x, num_classes: int, units=(512, 256), dropouts=(0.5, 0.3),
     for i, (u, d) in enumerate(zip(units, dropouts)):
         x = layers.Dense(u, activation="relu", name=f"{name}_dense{i + 1}")(x)
         x = layers.Dropout(d, name=f"{name}_drop{i + 1}")(x)
-    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return apply_predictions(x, num_classes)

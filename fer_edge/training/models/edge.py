@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fer_edge.training.models._lazy import keras, layers
 
-from fer_edge.training.models.common import apply_conv_bn, apply_input
+from fer_edge.training.models.common import apply_conv_bn, apply_input, apply_predictions
 from fer_edge.training.registry import register_model
 
 
@@ -44,5 +44,5 @@ def edgenet(input_shape, num_classes, widths=(40, 80, 160), dropout=0.3, stem=32
         x = apply_basic_block(x, w, name=f"stage{s + 1}")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="drop")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = apply_predictions(x, num_classes)
     return keras.Model(inputs, outputs, name="edgenet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fer_edge.training.models._lazy import keras, layers
 
-from fer_edge.training.models.common import apply_conv_bn, apply_input
+from fer_edge.training.models.common import apply_conv_bn, apply_input, apply_predictions
 from fer_edge.training.registry import register_model
 
 
@@ -34,5 +34,5 @@ def mini_xception(input_shape, num_classes, **_):
         x = apply_xception_block(x, f, name=f"block{i + 1}")
     x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Activation("softmax", name="predictions")(x)
+    outputs = apply_predictions(x)
     return keras.Model(inputs, outputs, name="mini_xception")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fer_edge.training.models._lazy import keras, layers
 
-from fer_edge.training.models.common import apply_input
+from fer_edge.training.models.common import apply_input, apply_predictions
 from fer_edge.training.registry import register_model
 
 
@@ -18,5 +18,5 @@ def sequential(input_shape, num_classes, **_):
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
     x = layers.Dropout(0.5, name="drop")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = apply_predictions(x, num_classes)
     return keras.Model(inputs, outputs, name="sequential")

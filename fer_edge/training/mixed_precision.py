@@ -1,0 +1,73 @@
+"""Mixed-precision training: one table of choices, the Keras dtype policy each sets, and the float32
+copy of the model that is saved as `model.keras`.
+
+Under a mixed policy the layers compute in float16 or bfloat16 while their weights stay float32
+(Micikevicius et al. 2018, arXiv:1710.03740; the Keras mixed-precision guide). It speeds up training on
+GPUs with tensor cores; on a CPU it is usually slower. Two things keep the run directory the same as a
+float32 run's:
+
+- every builder's `predictions` layer is float32 (`models.common.OUTPUT_DTYPE`), so the probabilities,
+  the loss and the distillation targets are computed in float32;
+- `model.keras` (what export, evaluate and `--init`/`--teacher` read) is written from a float32 twin of
+  the model, built by the same builder, with the trained weights copied in. Export then converts a plain
+  float32 graph, whatever the training precision. `last.keras` (the resume point) keeps the mixed model
+  and its loss-scaling optimizer, so `--resume` continues exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from fer_edge.errors import unknown
+
+#: --mixed-precision choice -> (Keras dtype policy, what it is for)
+MIXED_PRECISION: dict[str, tuple[str, str]] = {
+    "off": ("float32", "float32 everywhere (the default; the right choice on a CPU)"),
+    "float16": ("mixed_float16", "float16 compute, float32 weights and outputs, dynamic loss scaling "
+                                 "(NVIDIA GPUs with tensor cores, Volta and newer)"),
+    "bfloat16": ("mixed_bfloat16", "bfloat16 compute, float32 weights and outputs, no loss scaling "
+                                   "(Ampere and newer GPUs, TPUs)"),
+}
+
+
+def policy_name(choice: str) -> str:
+    """The Keras dtype policy of a --mixed-precision choice (a one-line error for an unknown one)."""
+    if choice not in MIXED_PRECISION:
+        raise unknown("mixed precision", choice, MIXED_PRECISION)
+    return MIXED_PRECISION[choice][0]
+
+
+@contextlib.contextmanager
+def policy(choice: str) -> Iterator[str]:
+    """Keras' global dtype policy set to `choice` while the block runs (layers built inside use it), then
+    restored: a process that trains several models, or a test, never inherits it. Yields the name."""
+    import keras
+
+    name = policy_name(choice)
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield name
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def float32_twin(build) -> Any:
+    """`build()` under the float32 policy (the global policy is restored after): the model that
+    `model.keras` is written from when training under a mixed policy."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return build()
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def float32_copy(model, twin) -> Any:
+    """`model` as float32: itself without a twin (a float32 run), else the twin with its weights."""
+    if twin is None:
+        return model
+    twin.set_weights(model.get_weights())
+    return twin
