@@ -105,6 +105,24 @@ def test_numpy_twins_of_the_batch_recipes():
     assert not np.array_equal(ds[0][0], a[0]) and len(ds) == 4 and a[1].shape == (16, 7)
 
 
+def test_prefetched_batches_are_the_same_batches():
+    """Threads building batches ahead (the GPU loader) give exactly the batches of the plain loader, epoch
+    after epoch, also when a batch is read twice or out of order."""
+    from fer_edge.training.pipeline import make_array_batches
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (100, 48, 48), dtype=np.uint8)
+    y = rng.integers(0, 7, 100)
+    kw = dict(shuffle=True, augment=True, seed=3, mix="cutmix", erasing=0.5)
+    plain, ahead = make_array_batches(x, y, 7, 16, **kw), make_array_batches(x, y, 7, 16, prefetch=3, **kw)
+    for _ in range(2):
+        for i in [0, *range(len(plain)), 2]:
+            for a, b in zip(plain[i], ahead[i]):
+                np.testing.assert_array_equal(a, b)
+        plain.on_epoch_end()
+        ahead.on_epoch_end()
+
+
 def test_distillation_loss_is_the_weighted_sum():
     """With the student as its own teacher the soft term is 0: loss = (1 - alpha) x the label loss; with
     another teacher the soft term is positive."""

@@ -42,12 +42,16 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
     assert json.loads((run / "state.json").read_text())["epoch"] == 1
     assert (run / "last.keras").is_file() and not (run / "metrics.json").exists()
+    # model.keras holds the weights alone, last.keras the Adam moments too (twice the weights again)
+    assert (run / "model.keras").stat().st_size < 0.5 * (run / "last.keras").stat().st_size
     run2 = train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None)
     assert run2 == run
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
     rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert len(metrics["epoch_seconds"]) == 2 and all(t > 0 for t in metrics["epoch_seconds"])  # both sessions'
 
 
 def test_leaderboard_marks_unfinished(tmp_path):

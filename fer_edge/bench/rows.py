@@ -18,6 +18,7 @@ from fer_edge.version import __version__
 from fer_edge.bench.pipeline import bench_detector, bench_end_to_end, bench_video_recall
 from fer_edge.errors import FerEdgeError, MissingDependency, UsageError, unknown
 from fer_edge.formats import BACKENDS, FORMATS, format_for_path
+from fer_edge.keras_backends import for_inference
 from fer_edge.machine import _version, environment, measure_peaks
 from fer_edge.metrics import classification_report, percentiles
 from fer_edge.runtime.video import rss_mb
@@ -144,6 +145,8 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
         env["tensorflow_reference"] = "none: no .keras model among or above the files"
     elif not _version("tensorflow") and not _version("tensorflow-cpu"):
         env["tensorflow_reference"] = 'none: TensorFlow not installed (pip install "fer-edge[train]")'
+    elif (fw := for_inference()) != "tensorflow":
+        env["tensorflow_reference"] = f"none: Keras runs on {fw} in this process (KERAS_BACKEND)"
     else:
         env["tensorflow_reference"] = f"Keras/TensorFlow (tf.function) on {ref}"
     eval_sets: dict = {}

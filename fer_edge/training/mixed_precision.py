@@ -9,9 +9,10 @@ float32 run's:
 - every builder's `predictions` layer is float32 (`models.common.OUTPUT_DTYPE`), so the probabilities,
   the loss and the distillation targets are computed in float32;
 - `model.keras` (what export, evaluate and `--init`/`--teacher` read) is written from a float32 twin of
-  the model, built by the same builder, with the trained weights copied in. Export then converts a plain
-  float32 graph, whatever the training precision. `last.keras` (the resume point) keeps the mixed model
-  and its loss-scaling optimizer, so `--resume` continues exactly.
+  the model, built by the same builder and never compiled, with the trained weights copied in. Export
+  then converts a plain float32 graph, whatever the training precision, and the file holds no optimizer
+  state (a compiled model saves its Adam moments too: three times the size). `last.keras` (the resume
+  point) keeps the training model and its (loss-scaling) optimizer, so `--resume` continues exactly.
 """
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def float32_twin(build) -> Any:
 
 
 def float32_copy(model, twin) -> Any:
-    """`model` as float32: itself without a twin (a float32 run), else the twin with its weights."""
+    """The twin holding `model`'s weights (matched by position: the same builder creates the variables in
+    the same order, whatever is frozen); `model` itself when there is no twin."""
     if twin is None:
         return model
     twin.set_weights(model.get_weights())

@@ -4,6 +4,8 @@ backend; numpy/OpenCV twins of the same recipes in a Keras PyDataset on JAX and 
 (`make_batches` picks)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: batch-mixing recipes accepted by `--mix` (one table: the CLI's validation reads it)
@@ -192,8 +194,12 @@ def mix_batch_np(xb: np.ndarray, yb: np.ndarray, mode: str, alpha: float, rng: n
 
 def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, *, shuffle: bool = False,
                        augment: bool = False, seed: int = 42, mix: str = "none", mix_alpha: float = 0.2,
-                       erasing: float = 0.0):
-    """make_dataset's contract as a keras.utils.PyDataset: runs on every Keras backend, no TensorFlow."""
+                       erasing: float = 0.0, prefetch: int = 0):
+    """make_dataset's contract as a keras.utils.PyDataset: runs on every Keras backend, no TensorFlow.
+
+    A batch is a function of (seed, epoch, index) alone, so `prefetch` > 0 threads may build the next
+    batches while the accelerator runs this one (OpenCV and numpy release the GIL) and the batches stay
+    the same: a GPU step takes less time than one thread needs to augment its batch."""
     import keras
 
     if mix not in MIX_MODES:
@@ -201,9 +207,11 @@ def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_siz
 
     class ArrayBatches(keras.utils.PyDataset):
         def __init__(self):
-            super().__init__()
+            super().__init__()  # Keras reads batches in order from this thread; the pool is ours
             self.epoch = 0
             self.order = self._order()
+            self.pool = None
+            self.ahead: dict[int, Any] = {}  # batch index -> future, for this epoch
 
         def _order(self) -> np.ndarray:
             if not shuffle:
@@ -213,13 +221,13 @@ def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_siz
         def __len__(self) -> int:
             return (len(x) + batch_size - 1) // batch_size
 
-        def __getitem__(self, i: int):
-            idx = self.order[i * batch_size:(i + 1) * batch_size]
+        def _make(self, i: int, epoch: int, order: np.ndarray):
+            idx = order[i * batch_size:(i + 1) * batch_size]
             xb = x[idx].astype(np.float32)
             if xb.ndim == 3:
                 xb = xb[..., None]
             yb = np.eye(num_classes, dtype=np.float32)[y[idx]]
-            rng = np.random.default_rng([seed, self.epoch, i])
+            rng = np.random.default_rng([seed, epoch, i])
             if augment:
                 xb = augment_np(xb, rng)
             if erasing > 0:
@@ -228,7 +236,22 @@ def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_siz
                 xb, yb = mix_batch_np(xb, yb, mix, mix_alpha, rng)
             return xb, yb
 
+        def __getitem__(self, i: int):
+            if prefetch <= 0:
+                return self._make(i, self.epoch, self.order)
+            if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self.pool = ThreadPoolExecutor(prefetch, thread_name_prefix="fer-edge-batches")
+            for j in range(i, min(i + 2 * prefetch + 1, len(self))):
+                if j not in self.ahead:
+                    self.ahead[j] = self.pool.submit(self._make, j, self.epoch, self.order)
+            return self.ahead.pop(i).result()
+
         def on_epoch_end(self):
+            for fut in self.ahead.values():
+                fut.cancel()
+            self.ahead = {}
             self.epoch += 1
             self.order = self._order()
 

@@ -247,12 +247,18 @@ class _EpochCheckpoint:
 
     @staticmethod
     def make(run: RunDir, state: dict, phase: int, as_float32=lambda m: m):
-        """`as_float32(student)`: the model written as model.keras (its float32 twin under mixed
-        precision); last.keras keeps the training model itself, the exact resume point."""
+        """`as_float32(student)`: the model written as model.keras (its float32 twin: weights only, no
+        optimizer state); last.keras keeps the training model itself, the exact resume point."""
         import keras
 
         class EpochCheckpoint(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
             def on_epoch_end(self, epoch, logs=None):
+                # fit + validation time of each epoch (a resumed run keeps the earlier ones): the speed of
+                # a device, first-epoch compilation included, without the checkpoint's own time
+                state.setdefault("epoch_seconds", []).append(round(time.perf_counter() - self.t0, 3))
                 logs = logs or {}
                 student = getattr(self.model, "student", self.model)  # a distiller is never saved
                 val_acc = float(logs.get("val_accuracy", float("nan")))
@@ -362,7 +368,7 @@ class _Session:
     model: Any = None
     teacher: Any = None
     policy: str = "float32"  # Keras dtype policy while training (training.mixed_precision)
-    twin: Any = None  # float32 twin of a mixed-precision model, written as model.keras
+    twin: Any = None  # the float32, uncompiled twin of the model that model.keras is written from
     status: str = "finished"
     train_seconds: float = 0.0
 
@@ -501,8 +507,9 @@ def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
 
     cfg, splits, num_classes = s.cfg, s.splits, s.class_map.num_classes
     s.log(f"training on {kb.describe()}")
+    extra = {} if s.backend == "tensorflow" else {"prefetch": _loader_threads()}  # tf.data has its own
     s.train_ds = make_batches(s.x_train, s.y_train, num_classes, cfg.batch_size, shuffle=True, augment=cfg.augment,
-                              seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing)
+                              seed=cfg.seed, mix=cfg.mix, mix_alpha=cfg.mix_alpha, erasing=cfg.erasing, **extra)
     s.val_ds = make_batches(splits.x_val, splits.y_val, num_classes, 256) if len(splits.y_val) else None
     s.class_weight = class_weights(s.y_train, num_classes) if cfg.class_weight == "balanced" else None
     s.strategy = get_strategy(devices) if s.backend == "tensorflow" else _SingleDevice()
@@ -514,6 +521,21 @@ def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
                     (2, cfg.epochs, defaults.get("finetune_lr", 1e-5), defaults.get("finetune_fraction", 0.3))]
 
 
+def _loader_threads() -> int:
+    """Threads that build the next training batches on JAX/PyTorch: with a GPU, all but two cores (at most
+    8), since one thread cannot augment a batch as fast as the GPU trains on it; on a CPU none, where
+    they would take cores from the training itself. $FER_EDGE_LOADER_THREADS overrides (several
+    trainings sharing one machine split its cores)."""
+    from fer_edge.keras_backends import gpus
+
+    env = os.environ.get("FER_EDGE_LOADER_THREADS", "").strip()
+    if env:
+        if not env.isdigit():
+            raise UsageError(f"FER_EDGE_LOADER_THREADS must be a whole number >= 0, got {env!r}.")
+        return int(env)
+    return min(8, max(1, (os.cpu_count() or 1) - 2)) if gpus() else 0
+
+
 def _build_model(s: _Session) -> None:
     """The model to fit, inside the strategy's scope: the resume point (last.keras, with its optimizer)
     when resuming, else a new one (optionally warm-started from --init); and the frozen --teacher."""
@@ -522,8 +544,8 @@ def _build_model(s: _Session) -> None:
 
     cfg = s.cfg
     with s.strategy.scope():
+        s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
         if s.policy != "float32":
-            s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
             s.log(f"mixed precision: {s.policy} (model.keras is saved as float32)")
         if s.resumed and s.run.last.is_file():
             s.model = s.keras.models.load_model(s.run.last, safe_mode=True)
@@ -670,6 +692,7 @@ def _final_evaluation(s: _Session) -> None:
         "best_epoch": int(state["best_epoch"]),
         "train_seconds": round(s.train_seconds, 1),
         "images_per_second": round(len(s.y_train) * state["epoch"] / max(s.train_seconds, 1e-9), 1),
+        "epoch_seconds": state.get("epoch_seconds", []),
         "hardware": _hardware(),
     })
     write_json(run.metrics, metrics)
