@@ -544,9 +544,6 @@ def _build_model(s: _Session) -> None:
 
     cfg = s.cfg
     with s.strategy.scope():
-        s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
-        if s.policy != "float32":
-            s.log(f"mixed precision: {s.policy} (model.keras is saved as float32)")
         if s.resumed and s.run.last.is_file():
             s.model = s.keras.models.load_model(s.run.last, safe_mode=True)
             s.log(f"resuming {s.run.path} at epoch {s.state['epoch']} (phase {s.state.get('phase', 1)})")
@@ -554,6 +551,10 @@ def _build_model(s: _Session) -> None:
             s.model = create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes, weights=cfg.weights)
             if cfg.init:
                 warm_start(s.model, cfg.init, s.log)
+        # built after the model, so that a seed initialises the model as it did before the twin existed
+        s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
+        if s.policy != "float32":
+            s.log(f"mixed precision: {s.policy} (model.keras is saved as float32)")
         if cfg.teacher:
             from fer_edge.training.distill import load_teacher
 
