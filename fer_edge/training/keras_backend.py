@@ -161,13 +161,13 @@ def _compiled(framework: str, model, input_shape, device: str):
         frozen = [v.value for v in model.non_trainable_variables]
 
         @jax.jit
-        def fn_jax(x):
+        def fn_jax(trainable, frozen, x):  # weights as arguments, not constants folded into each trace
             out, _ = model.stateless_call(trainable, frozen, x, training=False)
             return out
 
         def run_jax(x):
             with keras.device(device):
-                return [np.asarray(o) for o in as_list(fn_jax(x))]
+                return [np.asarray(o) for o in as_list(fn_jax(trainable, frozen, x))]
 
         return run_jax
     import torch
