@@ -172,7 +172,27 @@ def test_mixing_labels_follow_the_pixels():
         make_dataset(x, y, 7, n, mix="mixups")
 
 
-@pytest.mark.parametrize("choice", ["float16", pytest.param("bfloat16", marks=pytest.mark.large)])
+def test_float32_twin_of_a_mixed_model():
+    """Under a mixed policy the body computes in half precision and the predictions in float32; the policy
+    is restored after the block; the float32 twin takes the weights and gives the same probabilities."""
+    from fer_edge.training.mixed_precision import float32_copy, float32_twin, policy
+    from fer_edge.training.registry import create_model
+
+    with policy("bfloat16") as name:
+        model = create_model("edgenet_tiny", num_classes=7)
+        twin = float32_twin(lambda: create_model("edgenet_tiny", num_classes=7))
+    assert name == "mixed_bfloat16" and keras.config.dtype_policy().name == "float32"
+    assert model.get_layer("stem1_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert {layer.dtype_policy.name for layer in twin.layers} == {"float32"}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype(np.float32)
+    copy = float32_copy(model, twin)
+    np.testing.assert_allclose(np.asarray(copy(x)), np.asarray(model(x)), atol=0.02)  # bf16 body: ~2-3 digits
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), model.get_weights()))
+
+
+@pytest.mark.large  # ~20 s each: float16 convolutions are slow on a CPU
+@pytest.mark.parametrize("choice", ["float16", "bfloat16"])
 def test_mixed_precision_saves_float32_and_resumes(tmp_path, sample_data, cache_dir, choice):
     """Under a mixed policy the run trains (float16: with loss scaling), is interrupted and resumed from
     its mixed last.keras, and writes a float32 model.keras whose probabilities are float32; the process's
