@@ -33,17 +33,17 @@ prepare() {
   local tree wheels
   tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
   wheels=$(du -cb "$GPU_DIR"/*.whl | tail -1 | cut -f1)
+  travel_mib() { python3 -c "import os,sys; print(round((int(sys.argv[1])+int(sys.argv[2])+os.path.getsize(sys.argv[3]))/2**20, 2))" \
+                   "$tree" "$wheels" "$GPU_DIR/fer2013.pack"; }
   # GPU_PACK_USAGE=Training forces the smaller pack (if the device tool ever refuses the call for its size)
   python3 scripts/fer2013_pack.py pack "${FER2013:-../shared/fer2013}" "$GPU_DIR/fer2013.pack" \
     --usage "${GPU_PACK_USAGE:-Training,PublicTest}"
   local total
-  total=$(python3 -c "import os,sys; print(round((int(sys.argv[1])+int(sys.argv[2])+os.path.getsize(sys.argv[3]))/2**20, 2))" \
-          "$tree" "$wheels" "$GPU_DIR/fer2013.pack")
+  total=$(travel_mib)
   if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$total" "$LIMIT_MIB"; then
     echo "with PublicTest the call would carry $total MiB (> $LIMIT_MIB): packing Training only"
     python3 scripts/fer2013_pack.py pack "${FER2013:-../shared/fer2013}" "$GPU_DIR/fer2013.pack" --usage Training
-    total=$(python3 -c "import os,sys; print(round((int(sys.argv[1])+int(sys.argv[2])+os.path.getsize(sys.argv[3]))/2**20, 2))" \
-            "$tree" "$wheels" "$GPU_DIR/fer2013.pack")
+    total=$(travel_mib)
   fi
   echo "ready: $total MiB will travel (limit 64 MiB). On the device: bash scripts/gpu_session.sh run, carry [\".gpu\"]"
 }

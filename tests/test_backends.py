@@ -14,7 +14,7 @@ import pytest
 
 from conftest import SAMPLE
 
-BLOCK_TF = textwrap.dedent("""
+BLOCK_TF_ONLY = textwrap.dedent("""
     import sys, importlib.abc, importlib.machinery
     class Refuse(importlib.abc.Loader):  # found (torch probes with find_spec), but never importable
         def create_module(self, spec):
@@ -26,6 +26,8 @@ BLOCK_TF = textwrap.dedent("""
             if name.split(".")[0] in ("tensorflow", "tf2onnx", "tf_keras"):
                 return importlib.machinery.ModuleSpec(name, Refuse())
     sys.meta_path.insert(0, Block())
+""")
+BLOCK_TF = BLOCK_TF_ONLY + textwrap.dedent("""
     from fer_edge.cli.main import app
     sys.argv = ["fer-edge", *sys.argv[1:]]
     app()
@@ -168,9 +170,6 @@ def test_cli_distillation_saves_the_student_only(tmp_path):
     r = CliRunner().invoke(app, ["train", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--kd-alpha", "2",
                                  "--teacher", str(BUNDLED_KERAS)])
     assert r.exit_code == 2 and "--kd-alpha" in r.output
-
-
-BLOCK_TF_ONLY = BLOCK_TF.split("from fer_edge.cli.main")[0]
 
 
 @pytest.mark.large  # ~15 s: a JAX process (TensorFlow blocked) and the bench CLI

@@ -54,22 +54,14 @@ def policy(choice: str) -> Iterator[str]:
 
 
 def float32_twin(build) -> Any:
-    """`build()` under the float32 policy (the global policy is restored after): the model that
-    `model.keras` is written from when training under a mixed policy."""
-    import keras
-
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    """`build()` under the float32 policy, whatever the policy around it: the uncompiled model that
+    `model.keras` is written from."""
+    with policy("off"):
         return build()
-    finally:
-        keras.config.set_dtype_policy(before)
 
 
 def float32_copy(model, twin) -> Any:
     """The twin holding `model`'s weights (matched by position: the same builder creates the variables in
-    the same order, whatever is frozen); `model` itself when there is no twin."""
-    if twin is None:
-        return model
+    the same order, whatever is frozen)."""
     twin.set_weights(model.get_weights())
     return twin

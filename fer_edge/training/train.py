@@ -246,7 +246,7 @@ class _EpochCheckpoint:
     """Keras callback factory: each epoch saves last.keras + state.json, and model.keras when best."""
 
     @staticmethod
-    def make(run: RunDir, state: dict, phase: int, as_float32=lambda m: m):
+    def make(run: RunDir, state: dict, phase: int, as_float32):
         """`as_float32(student)`: the model written as model.keras (its float32 twin: weights only, no
         optimizer state); last.keras keeps the training model itself, the exact resume point."""
         import keras
