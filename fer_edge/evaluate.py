@@ -56,6 +56,7 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
     source = {"val": splits.val_source, "test": splits.test_source, "train": "Training",
               "holdout": splits.holdout_source}[split]
     if split == "holdout" and not spec.metrics.get("holdout_unseen"):
-        source += "; NOTE: this model does not say it was trained without it (trained before the hold-out existed?)"
+        source += ("; NOTE: this model does not say that it, and every model it was warm-started or distilled "
+                   "from, trained without it")
     return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,
             "split": split, "split_source": source, "data": str(data), "labels": list(spec.labels), **rep}

@@ -155,6 +155,41 @@ def resolve_model(source: str | os.PathLike) -> tuple[Path, RunDir | None]:
     return p, RunDir.find(p)
 
 
+def spec_file_beside(model: str | os.PathLike) -> Path | None:
+    """The spec of a .keras model: <stem>.spec.json beside it, else its run's spec.json; None if neither."""
+    path = Path(model)
+    for spec_file in (path.with_name(path.stem + ".spec.json"), RunDir(path.parent).spec):
+        if spec_file.is_file():
+            return spec_file
+    return None
+
+
+def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) -> bool:
+    """True only when this model, and every model its weights or soft targets came from (`train --init`,
+    `--teacher`, followed back), trained without the gate hold-out. Why follow them: a warm start from a
+    model that saw the hold-out carries what it learned there, and the export gate would then report a
+    hold-out accuracy on *seen* images as unseen. Anything unknown (no spec, no record, an ancestor moved
+    away, a loop) counts as seen: the report may understate, never overstate."""
+    path = model_file(model).resolve()
+    if path in _visited or len(_visited) > 16:
+        return False
+    spec_file = spec_file_beside(path)
+    try:
+        metrics = json.loads(spec_file.read_text()).get("metrics") or {} if spec_file else {}
+        run = RunDir.find(path)
+        config = run.read_config() if run else {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    own = metrics.get("holdout_unseen") if isinstance(metrics, dict) else None
+    if own is None:  # runs written before the spec said it: their config.json's count of hold-out images
+        own = bool((config.get("data") or {}).get("n_holdout"))
+    if own is not True:
+        return False
+    train_config = config.get("train_config") or {}
+    sources = [train_config.get(k) for k in ("init", "teacher") if train_config.get(k)]
+    return all(isinstance(s, str) and holdout_unseen(s, _visited | {path}) for s in sources)
+
+
 # ----------------------------------------------------------------------------- leaderboard
 LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",
                        "val_macro_f1", "val_source", "params", "macs_m", "size_kb", "epochs", "train_min"]

@@ -128,6 +128,53 @@ def test_holdout_is_stratified_and_seeded():
     assert np.bincount(y[a]).tolist() == [1, 2, 3]
 
 
+
+def _run(root, name, unseen=None, n_holdout=0, init=None, teacher=None, config=True):
+    """A run directory as `train` leaves it, reduced to what the hold-out lineage reads."""
+    import json
+
+    d = root / name
+    d.mkdir()
+    (d / "model.keras").write_bytes(b"")
+    metrics = {} if unseen is None else {"holdout_unseen": unseen}
+    (d / "spec.json").write_text(json.dumps({"metrics": metrics}))
+    if config:
+        (d / "config.json").write_text(json.dumps({"data": {"n_holdout": n_holdout},
+                                                   "train_config": {"init": init, "teacher": teacher}}))
+    return d
+
+
+def test_holdout_lineage_follows_init_and_teacher(tmp_path):
+    """A model counts as never having seen the gate hold-out only when it and every model it was
+    warm-started (--init) or distilled (--teacher) from say so; anything unknown counts as seen."""
+    from fer_edge.rundir import holdout_unseen
+    from fer_edge.runtime.recognizer import BUNDLED_DIR, BUNDLED_STEM
+
+    clean = _run(tmp_path, "clean", unseen=True)
+    assert holdout_unseen(clean) and holdout_unseen(clean / "model.keras")
+    # written before the spec said it: the config's count of hold-out images decides
+    assert holdout_unseen(_run(tmp_path, "old", n_holdout=1437))
+    assert not holdout_unseen(_run(tmp_path, "older", n_holdout=0))
+    # a spec with no record and no run beside it (a copied .keras), like the bundled model
+    bare = _run(tmp_path, "bare", config=False)
+    assert not holdout_unseen(bare)
+    assert not holdout_unseen(BUNDLED_DIR / f"{BUNDLED_STEM}.keras")
+    # warm start and teacher: inherited, also through a run that itself claims to be clean
+    assert holdout_unseen(_run(tmp_path, "from_clean", unseen=True, init=str(clean)))
+    assert not holdout_unseen(_run(tmp_path, "from_bare", unseen=True, init=str(bare / "model.keras")))
+    assert not holdout_unseen(_run(tmp_path, "taught_by_bare", unseen=True, teacher=str(bare)))
+    assert not holdout_unseen(_run(tmp_path, "from_missing", unseen=True, init=str(tmp_path / "gone.keras")))
+    chain = _run(tmp_path, "chain", unseen=True, init=str(tmp_path / "from_bare"))
+    assert not holdout_unseen(chain)
+    # a loop of warm starts ends (as seen), and a spec that says False wins over its config
+    _run(tmp_path, "a", unseen=True, init=str(tmp_path / "b"))
+    assert not holdout_unseen(_run(tmp_path, "b", unseen=True, init=str(tmp_path / "a")))
+    assert not holdout_unseen(_run(tmp_path, "says_no", unseen=False, n_holdout=1437))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.keras").write_bytes(b"")
+    (tmp_path / "broken" / "spec.json").write_text("[1, 2")
+    assert not holdout_unseen(tmp_path / "broken")
+
 def test_missing_class_in_data(tmp_path, cache_dir):
     root = _folder(tmp_path / "d")
     raw = load_raw(root, use_cache=False)

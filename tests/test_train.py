@@ -145,6 +145,10 @@ def test_warm_started_run_records_its_source(tiny_run, sample_data, cache_dir, t
     saved = json.loads((run / "config.json").read_text())["train_config"]
     assert saved["init"].endswith("model.keras") and saved["mix"] == "cutmix" and saved["erasing"] == 0.5
     assert json.loads((run / "metrics.json").read_text())["splits"]["val"]["confusion"].__len__() == 2
+    # the gate hold-out is unseen by this run only if it was unseen by the run it started from
+    from fer_edge.rundir import holdout_unseen
+
+    assert json.loads((run / "spec.json").read_text())["metrics"]["holdout_unseen"] == holdout_unseen(tiny_run)
 
 
 def test_mixing_labels_follow_the_pixels():

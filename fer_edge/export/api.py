@@ -27,7 +27,7 @@ from fer_edge.errors import DataError, ModelError, UsageError, unknown
 from fer_edge.formats import Format, artifact_name, expand, load_ref
 from fer_edge.metrics import classification_report
 from fer_edge.outputs import atomic_write_text
-from fer_edge.rundir import EXPORT_DIR, RunDir, resolve_model
+from fer_edge.rundir import EXPORT_DIR, RunDir, holdout_unseen, resolve_model
 from fer_edge.spec import ModelSpec
 from fer_edge.status import icon
 from fer_edge.version import __version__
@@ -478,8 +478,8 @@ def _log_reference(report: ExportReport, log) -> None:
         + (f"; hold-out {report.keras_holdout_acc:.4f} on {report.n_holdout}"
            if report.keras_holdout_acc is not None else ""))
     if report.holdout_unseen is False:
-        log("note: this model does not say it was trained without the gate hold-out (trained before fer-edge 0.2 or "
-            "elsewhere): its hold-out numbers may be on images it was trained on; the validation split is gated too.")
+        log("note: this model, or a model it was warm-started or distilled from, does not say it was trained without "
+            "the gate hold-out: its hold-out numbers may be on images it learned from; the validation split is gated too.")
 
 
 def export_model(source: str | Path, formats: str = "all", quantize: str = "all", data: str | None = None,
@@ -518,10 +518,11 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     val, hold = _gate_images(data, splits, val_limit)
     export_keras, cam_info, macs = _export_graph(ref.model, spec, explain, tta)
     val_set, hold_set = _gate_sets(export_keras, spec.num_classes, splits, val, hold)
-    unseen = None
-    if len(hold_set.y):
-        unseen = bool(spec.metrics.get("holdout_unseen") or config.get("data", {}).get("n_holdout"))
-    metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=macs)
+    # the model and every model it was warm-started or distilled from trained without the hold-out;
+    # the exported files carry the answer, so `evaluate --split holdout` can say it too
+    lineage_unseen = holdout_unseen(model_path)
+    unseen = lineage_unseen if len(hold_set.y) else None
+    metrics = dict(spec.metrics, params=int(ref.model.count_params()), macs=macs, holdout_unseen=lineage_unseen)
     base_spec = spec.replace(source_run=spec.source_run or (run.name if run else model_path.stem),
                              data_fingerprint=spec.data_fingerprint or splits.fingerprint, fer_edge_version=__version__,
                              metrics=metrics, tta=tta, cam=cam_info)
@@ -554,8 +555,9 @@ def report_markdown(report: ExportReport) -> str:
              f"{', '.join(cpu.get('features', [])) or '?'}.", "",
              f"Validation: Keras accuracy {report.keras_val_acc:.4f} on {report.n_val} images ({report.val_source})."]
     if report.n_holdout:
-        seen = {True: "the model was trained without it", False: "this model does not say it was trained without it "
-                "(trained before the hold-out existed): treat its hold-out numbers as seen images", None: ""}
+        seen = {True: "the model, and every model it was warm-started or distilled from, was trained without it",
+                False: "this model, or a model it was warm-started or distilled from, does not say it was trained "
+                "without it: treat its hold-out numbers as seen images", None: ""}
         lines.append(f"Hold-out: Keras accuracy {report.keras_holdout_acc:.4f} on {report.n_holdout} images "
                      f"({report.holdout_source}; {seen[report.holdout_unseen]}).")
     lines += ["", f"Gate: fp32/fp16 top-1 agreement >= {t['min_agreement']}, quantized accuracy drop <= "

@@ -22,7 +22,8 @@ import numpy as np
 from fer_edge.version import __version__
 from fer_edge.errors import UsageError
 from fer_edge.labels import parse_classes, ClassMap
-from fer_edge.rundir import CONFIG, LEADERBOARD_COLUMNS, RunDir, leaderboard_rows, model_file, write_leaderboard
+from fer_edge.rundir import (CONFIG, LEADERBOARD_COLUMNS, RunDir, holdout_unseen, leaderboard_rows, model_file,
+                            write_leaderboard)
 from fer_edge.spec import ModelSpec
 
 __all__ = ["TrainConfig", "train", "validate_config", "warm_start", "write_leaderboard", "leaderboard_rows",
@@ -700,8 +701,10 @@ def _final_evaluation(s: _Session) -> None:
     val = metrics["splits"]["val"]
     s.spec.metrics = {"val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
                       "val_source": splits.val_source,
-                      # the export gate measures on the hold-out: say whether this model never saw it
-                      "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout)),
+                      # the export gate measures on the hold-out: say whether this model never saw it,
+                      # nor the models its weights (--init) or soft targets (--teacher) came from
+                      "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout))
+                      and all(holdout_unseen(src) for src in (cfg.init, cfg.teacher) if src),
                       "holdout_source": splits.holdout_source}
     write_json(run.spec, json.loads(s.spec.to_json()))
     _plots(run, val["confusion"], list(class_map.labels))
