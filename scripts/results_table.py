@@ -27,6 +27,14 @@ def rows(runs_dirs):
             yield run, c, m, int8
 
 
+def _source(path: str) -> str:
+    """A run's name for a run directory or a run's model.keras; the file name for any other model."""
+    p = Path(path)
+    if p.suffix == ".keras":
+        return p.parent.name if (p.parent / "config.json").is_file() else p.name
+    return p.name
+
+
 def main(argv):
     print("| model | classes | train acc | train loss | PublicTest acc | PublicTest loss | macro-F1 | params | MACs | "
           "int8 TFLite KB | int8 PublicTest acc | int8 ms/img | epochs (budget) | train min | status |")
@@ -42,7 +50,9 @@ def main(argv):
         if tc.get("max_train"):
             budget += f" on {tc['max_train']:,} images"
         if tc.get("init"):
-            budget += f", warm start from {Path(tc['init']).parent.name}"
+            budget += f", warm start from {_source(tc['init'])}"
+        if tc.get("teacher"):
+            budget += f", distilled from {_source(tc['teacher'])} (T {tc['kd_temperature']:g}, α {tc['kd_alpha']:g})"
         if int8 and int8["status"] == "ok":
             i8 = f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}"
         elif int8:
