@@ -14,7 +14,16 @@ TOP="$(mktemp -d)"; trap 'rm -rf "$TOP"' EXIT; TMP="$TOP/fer_edge_models"; mkdir
 # work on a copy: the source may be the bundled model itself
 python3 -c "import sys, keras; keras.models.load_model(sys.argv[1], safe_mode=True, compile=False).save(sys.argv[2])" \
   "$MODEL" "$TMP/fer_edge_default.keras"
-cp "$SPEC" "$TMP/fer_edge_default.spec.json"
+# the copy leaves the run (and its config.json) behind: stamp into the spec whether the model, and every
+# model it was warm-started or distilled from, trained without the gate hold-out, while that can be traced
+python3 - "$MODEL" "$SPEC" "$TMP/fer_edge_default.spec.json" <<'PY'
+import json, sys
+from fer_edge.outputs import atomic_write_text
+from fer_edge.rundir import holdout_unseen
+spec = json.loads(open(sys.argv[2]).read())
+spec.setdefault("metrics", {})["holdout_unseen"] = holdout_unseen(sys.argv[1])
+atomic_write_text(sys.argv[3], json.dumps(spec, indent=2))
+PY
 fer-edge export "$TMP/fer_edge_default.keras" --format tflite,onnx --quantize none,int8 --explain --data "$DATA" \
   --out "$TMP/export" --stem fer_edge_default
 for f in "$TMP"/export/fer_edge_default_*; do cp "$f" "$OUT/"; done
