@@ -174,21 +174,18 @@ def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) 
     if path in _visited or len(_visited) > 16:
         return False
     spec_file = spec_file_beside(path)
-    try:
+    run = RunDir.find(path)
+    try:  # hand-edited or damaged JSON of any shape reads as "unknown"
         metrics = json.loads(spec_file.read_text()).get("metrics") or {} if spec_file else {}
-        run = RunDir.find(path)
         config = run.read_config() if run else {}
-    except (OSError, ValueError, AttributeError):
+        own = metrics.get("holdout_unseen")
+        if own is None:  # runs written before the spec said it: their config.json's count of hold-out images
+            own = bool((config.get("data") or {}).get("n_holdout"))
+        train_config = config.get("train_config") or {}
+        sources = [train_config.get(k) for k in ("init", "teacher") if train_config.get(k)]
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
-    own = metrics.get("holdout_unseen") if isinstance(metrics, dict) else None
-    if own is None:  # runs written before the spec said it: their config.json's count of hold-out images
-        own = bool((config.get("data") or {}).get("n_holdout"))
-    if own is not True:
-        return False
-    train_config = config.get("train_config") or {}
-    sources = [train_config.get(k) for k in ("init", "teacher") if train_config.get(k)]
-    return all(isinstance(s, str) and holdout_unseen(s, _visited | {path}) for s in sources)
-
+    return own is True and all(isinstance(src, str) and holdout_unseen(src, _visited | {path}) for src in sources)
 
 # ----------------------------------------------------------------------------- leaderboard
 LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",

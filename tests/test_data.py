@@ -174,6 +174,9 @@ def test_holdout_lineage_follows_init_and_teacher(tmp_path):
     (tmp_path / "broken" / "model.keras").write_bytes(b"")
     (tmp_path / "broken" / "spec.json").write_text("[1, 2")
     assert not holdout_unseen(tmp_path / "broken")
+    odd = _run(tmp_path, "odd", unseen=True)
+    (odd / "config.json").write_text('{"data": [1], "train_config": "x"}')
+    assert not holdout_unseen(odd)
 
 def test_missing_class_in_data(tmp_path, cache_dir):
     root = _folder(tmp_path / "d")
