@@ -18,6 +18,16 @@ def predict_all(backend, x: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, backend.spec.num_classes), np.float32)
 
 
+def _holdout_unseen(path: Path, spec) -> bool:
+    """A .keras model's run is still beside it: trace its warm starts and teachers (runs trained before the
+    spec followed them record only their own split); an exported file carries the answer traced at export."""
+    if spec.format == "keras":
+        from fer_edge.rundir import holdout_unseen
+
+        return holdout_unseen(path)
+    return bool(spec.metrics.get("holdout_unseen"))
+
+
 def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: str | None = None,
              backend: str | None = None, limit: int | None = None, threads: int | None = None,
              val_split: str = "auto") -> dict:
@@ -55,7 +65,7 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
     rep = classification_report(y, probs, list(spec.labels))
     source = {"val": splits.val_source, "test": splits.test_source, "train": "Training",
               "holdout": splits.holdout_source}[split]
-    if split == "holdout" and not spec.metrics.get("holdout_unseen"):
+    if split == "holdout" and not _holdout_unseen(path, spec):
         source += ("; NOTE: this model does not say that it, and every model it was warm-started or distilled "
                    "from, trained without it")
     return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,

@@ -177,6 +177,17 @@ def test_holdout_lineage_follows_init_and_teacher(tmp_path):
     odd = _run(tmp_path, "odd", unseen=True)
     (odd / "config.json").write_text('{"data": [1], "train_config": "x"}')
     assert not holdout_unseen(odd)
+    # evaluate: a .keras model is traced through its run, whatever its own spec says; an exported file
+    # carries the answer export traced
+    from types import SimpleNamespace
+
+    from fer_edge.evaluate import _holdout_unseen
+
+    says_clean = SimpleNamespace(format="keras", metrics={"holdout_unseen": True})
+    assert _holdout_unseen(clean / "model.keras", says_clean)
+    assert not _holdout_unseen(tmp_path / "from_bare" / "model.keras", says_clean)
+    assert _holdout_unseen(tmp_path / "m.tflite", SimpleNamespace(format="tflite", metrics={"holdout_unseen": True}))
+    assert not _holdout_unseen(tmp_path / "m.tflite", SimpleNamespace(format="tflite", metrics={}))
 
 def test_missing_class_in_data(tmp_path, cache_dir):
     root = _folder(tmp_path / "d")
