@@ -96,3 +96,32 @@ def test_local_weights_file(tmp_path):
     np.testing.assert_allclose(m.get_layer("backbone").get_weights()[0], base.get_weights()[0])
     with pytest.raises(ModelError, match="no such file"):
         create_model("efficientnetb0", (48, 48, 1), 2, weights=str(tmp_path / "missing.h5"))
+
+
+def test_normalised_head_stays_alive_where_the_studys_dies():
+    """Why `vgg` builds its head with BatchNorm (docs/results.md, "Why the scratch vgg sat in the majority
+    class"): on a wide all-positive ReLU feature vector, Adam at the arch's rate pushes most units of the
+    study's Dense -> ReLU head below zero for every input within a few dozen steps; with Dense -> BN ->
+    ReLU every unit still fires for some input."""
+    from fer_edge.training.models.common import apply_dense_head
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(0.3, 0.6, (640, 2304)), 0).astype("float32")  # like vgg's 3x3x256 Flatten
+    y = keras.utils.to_categorical(rng.integers(0, 7, 640), 7)
+    alive = {}
+    for norm in (False, True):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((2304,))
+        m = keras.Model(inp, apply_dense_head(inp, 7, norm=norm))
+        m.compile(keras.optimizers.Adam(get_arch("vgg").defaults["lr"]),
+                  keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+        for _ in range(3):
+            for i in range(0, 640, 64):
+                m.train_on_batch(x[i:i + 64], y[i:i + 64])
+        first = m.get_layer("head_relu1" if norm else "head_dense1").output
+        a = np.asarray(keras.Model(inp, first)(x[:256], training=True))
+        alive[norm] = float((a > 0).any(axis=0).mean())
+    assert alive[True] == 1.0 and alive[False] < 0.8, alive
+    names = [l.name for l in create_model("vgg_tiny", None, 7).layers]
+    assert names.index("head_dense1") < names.index("head_bn1") < names.index("head_relu1")
+    keras.backend.clear_session()

@@ -3,7 +3,9 @@ ResNet50V2 (He et al. 2016a/b), EfficientNetB0 (Tan & Le 2019).
 
 48x48 gray faces are repeated to 3 channels inside the model, then each backbone's own
 ImageNet normalisation is applied with plain layers (no Lambda), then the study's head:
-GAP -> 512 -> 0.5 -> 256 -> 0.3 -> softmax. `weights`: "imagenet" (Keras' own download and
+GAP -> 512 -> 0.5 -> 256 -> 0.3 -> softmax, with a BatchNorm between each Dense and its ReLU
+(`head_norm=False`: the study's own, whose first Dense dies within ~100 Adam steps from scratch:
+common.apply_dense_head). `weights`: "imagenet" (Keras' own download and
 cache; fails offline with a clear message), None, or a path to a local no-top weights file.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ def resolve_weights(weights):
     return None, path
 
 
-def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="none", **_):
+def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="none", head_norm: bool = True, **_):
     kweights, local = resolve_weights(weights)
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = inputs
@@ -62,7 +64,7 @@ def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="n
             raise ModelError(f"--weights {local}: cannot load into {name} ({str(exc)[:160]}).") from None
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = apply_dense_head(x, num_classes)
+    outputs = apply_dense_head(x, num_classes, norm=head_norm)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -72,22 +74,22 @@ _TWO_PHASE = {"lr": 1e-3, "two_phase": True, "finetune_lr": 1e-5, "finetune_frac
 @register_model("vgg16", source="Simonyan & Zisserman 2015; keras.applications.VGG16", family="applications",
                 defaults=_TWO_PHASE, pretrained=True)
 def vgg16(input_shape, num_classes, weights="none", **kw):
-    return _backbone(keras.applications.VGG16, "vgg16", "caffe", input_shape, num_classes, weights)
+    return _backbone(keras.applications.VGG16, "vgg16", "caffe", input_shape, num_classes, weights, **kw)
 
 
 @register_model("resnet50", source="He et al. 2016 (arXiv:1512.03385); keras.applications.ResNet50",
                 family="applications", defaults=_TWO_PHASE, pretrained=True)
 def resnet50(input_shape, num_classes, weights="none", **kw):
-    return _backbone(keras.applications.ResNet50, "resnet50", "caffe", input_shape, num_classes, weights)
+    return _backbone(keras.applications.ResNet50, "resnet50", "caffe", input_shape, num_classes, weights, **kw)
 
 
 @register_model("resnet50v2", source="He et al. 2016 (arXiv:1603.05027); keras.applications.ResNet50V2",
                 family="applications", defaults=_TWO_PHASE, pretrained=True)
 def resnet50v2(input_shape, num_classes, weights="none", **kw):
-    return _backbone(keras.applications.ResNet50V2, "resnet50v2", "tf", input_shape, num_classes, weights)
+    return _backbone(keras.applications.ResNet50V2, "resnet50v2", "tf", input_shape, num_classes, weights, **kw)
 
 
 @register_model("efficientnetb0", source="Tan & Le 2019 (arXiv:1905.11946); keras.applications.EfficientNetB0",
                 family="applications", defaults=_TWO_PHASE, pretrained=True)
 def efficientnetb0(input_shape, num_classes, weights="none", **kw):
-    return _backbone(keras.applications.EfficientNetB0, "efficientnetb0", "none", input_shape, num_classes, weights)
+    return _backbone(keras.applications.EfficientNetB0, "efficientnetb0", "none", input_shape, num_classes, weights, **kw)

@@ -33,9 +33,22 @@ def apply_conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str 
     return x
 
 
-def apply_dense_head(x, num_classes: int, units=(512, 256), dropouts=(0.5, 0.3), name: str = "head"):
-    """The study's head: Dense 512 -> Dropout 0.5 -> Dense 256 -> Dropout 0.3 -> softmax."""
+def apply_dense_head(x, num_classes: int, units=(512, 256), dropouts=(0.5, 0.3), name: str = "head",
+                     norm: bool = False):
+    """The study's head: Dense 512 -> Dropout 0.5 -> Dense 256 -> Dropout 0.3 -> softmax.
+
+    `norm` puts a BatchNormalization between each Dense and its ReLU. Why: the head's input is a wide
+    (2,304 for vgg's Flatten), all-positive ReLU feature vector, so one Adam step, which moves every
+    weight by about the learning rate, can shift a unit's pre-activation by lr x fan-in x mean feature
+    (~2 at 1e-3) for every face at once; the first Dense's units are pushed below zero for all faces
+    within the first epoch, never get a gradient again, and the model outputs the class prior
+    (docs/results.md, "Why the scratch vgg sat in the majority class"). BN re-centres each unit."""
     for i, (u, d) in enumerate(zip(units, dropouts)):
-        x = layers.Dense(u, activation="relu", name=f"{name}_dense{i + 1}")(x)
+        if norm:
+            x = layers.Dense(u, use_bias=False, name=f"{name}_dense{i + 1}")(x)
+            x = layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+            x = layers.Activation("relu", name=f"{name}_relu{i + 1}")(x)
+        else:
+            x = layers.Dense(u, activation="relu", name=f"{name}_dense{i + 1}")(x)
         x = layers.Dropout(d, name=f"{name}_drop{i + 1}")(x)
     return apply_predictions(x, num_classes)
