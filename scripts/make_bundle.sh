@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model (fer_edge/models/) from a finished training run or a .keras file
 # with a spec beside it (STEM.spec.json or spec.json): int8 and fp32, TFLite and ONNX, with a CAM
-# output, each through the export gate (hold-out, validation, emulated AVX2 CPU when qemu-user is
-# installed, int8 cross-format agreement).
+# output, and its flip-TTA variant (fer_edge_flip_int8.*), each through the export gate (hold-out,
+# validation, emulated AVX2 CPU when qemu-user is installed, int8 cross-format agreement).
 # usage: scripts/make_bundle.sh RUN_DIR|MODEL.keras [DATA]
 set -euo pipefail
 SRC="${1:?usage: scripts/make_bundle.sh RUN_DIR|MODEL.keras [DATA]}"
@@ -26,7 +26,15 @@ atomic_write_text(sys.argv[3], json.dumps(spec, indent=2))
 PY
 fer-edge export "$TMP/fer_edge_default.keras" --format tflite,onnx --quantize none,int8 --explain --data "$DATA" \
   --out "$TMP/export" --stem fer_edge_default
+# its flip-TTA variant (fer_edge.bundled.BUNDLED_MODELS): the same weights, face and mirror image averaged in
+# the graph; int8 only (the single-crop files are the fp32 reference), through the same gate, with 150
+# faces on the emulated CPU (with 300, its ONNX file, at twice the MACs, took over 30 minutes in QEMU)
+fer-edge export "$TMP/fer_edge_default.keras" --format tflite,onnx --quantize int8 --tta flip --explain --data "$DATA" \
+  --emulate-faces 150 --out "$TMP/export_flip" --stem fer_edge_flip
 for f in "$TMP"/export/fer_edge_default_*; do cp "$f" "$OUT/"; done
+for f in "$TMP"/export_flip/fer_edge_flip_*; do cp "$f" "$OUT/"; done
+cp "$TMP/export_flip/export_report.md" "$OUT/fer_edge_flip.export_report.md"
+cp "$TMP/export_flip/export_report.json" "$OUT/fer_edge_flip.export_report.json"
 cp "$TMP/fer_edge_default.keras" "$TMP/fer_edge_default.spec.json" "$OUT/"
 cp "$TMP/export/export_report.md" "$OUT/fer_edge_default.export_report.md"
 cp "$TMP/export/export_report.json" "$OUT/fer_edge_default.export_report.json"

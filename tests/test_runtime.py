@@ -196,3 +196,23 @@ def test_whole_runtime_without_tensorflow(tmp_path, astronaut, sample_data):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "OK" in r.stdout
+
+
+def test_bundled_flip_variant_by_name(astronaut):
+    """`--model fer_edge_flip` (BUNDLED_MODELS): the flip-TTA file of the same weights; its answer is the
+    single-crop model's averaged over the face and its mirror image (both int8, so up to quantization)."""
+    from fer_edge.preprocess import crop_box
+
+    flip, plain = EmotionRecognizer("fer_edge_flip"), EmotionRecognizer(precision="int8")
+    assert flip.spec.tta == "flip" and flip.backend.path.name.startswith("fer_edge_flip_int8")
+    assert flip.spec.labels == plain.spec.labels and flip.precision_note
+    img = cv2.imread(str(astronaut))
+    face = flip.predict(img)
+    assert len(face) == 1 and _plausible_astronaut_box(face[0].box)
+    crop = crop_box(img, face[0].box, flip.margin)
+    both = plain.classify([crop, crop[:, ::-1]])
+    np.testing.assert_allclose(flip.classify([crop])[0], both.mean(axis=0), atol=0.06)
+    with pytest.raises(UsageError, match="no fp32 file"):
+        EmotionRecognizer("fer_edge_flip", precision="fp32")
+    with pytest.raises(UsageError, match="Did you mean 'fer_edge_flip'"):
+        EmotionRecognizer("fer_edge_flp")

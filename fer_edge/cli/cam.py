@@ -8,6 +8,7 @@ import typer
 from fer_edge.cli.common import handle_errors, plain, print_json
 from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
+from fer_edge.bundled import bundled_names
 from fer_edge.defaults import CAM_DEFAULTS
 
 
@@ -16,7 +17,8 @@ from fer_edge.defaults import CAM_DEFAULTS
 def cam_cmd(
     source: str = typer.Option("0", "--source", help="Webcam index (0, 1...), video file, stream URL, or 'demo' "
                                "(a generated 640x480 video of bundled FER faces)."),
-    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file, or a bundled model: "
+                                         f"{bundled_names()} (default: fer_edge_default)."),
     backend: Optional[str] = typer.Option(None, "--backend", help=backend_names(with_keras=False)),
     display: bool = typer.Option(True, "--display/--no-display", help="Show a window (needs a GUI OpenCV)."),
     output: Optional[str] = typer.Option(None, "--output", help="Write the annotated video (.mp4/.avi)."),

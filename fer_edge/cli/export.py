@@ -61,6 +61,8 @@ def export_cmd(
                                   "static QDQ, 7-bit weights)."),
     emulate: str = typer.Option("auto", "--emulate", help="Also run int8 files on an emulated second CPU class: auto "
                                 "(x86-avx2 when qemu-user is installed) | none | x86-avx2."),
+    emulate_faces: int = typer.Option(300, "--emulate-faces", min=20, help="Gate faces run on the emulated CPU "
+                                      "(emulation is 10-100x slower: fewer faces for big or flip-TTA models)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report(s) as JSON."),
 ):
     """Export to TFLite/ONNX; non-zero exit when a gate fails (no file left under that name)."""
@@ -85,7 +87,7 @@ def export_cmd(
     for src in sources:
         rep = export_model(src, format, quantize, data=data, out=out if len(sources) == 1 else None, int8_io=int8_io,
                            max_drop=max_drop, calib_size=calib_size, val_limit=val_limit, explain=explain, stem=stem, tta=tta,
-                           onnx_int8=onnx_int8, emulate=emulate, log=log)
+                           onnx_int8=onnx_int8, emulate=emulate, emulate_n=emulate_faces, log=log)
         reports.append(rep)
         if not json_out:
             render_export(rep)

@@ -8,13 +8,15 @@ import typer
 from fer_edge.cli.common import console, handle_errors, plain, print_json, safe
 from fer_edge.cli.app import app
 from fer_edge.formats import backend_names
+from fer_edge.bundled import bundled_names
 
 
 @app.command("predict")
 @handle_errors
 def predict_cmd(
     images: List[str] = typer.Argument(..., help="Image files and/or folders."),
-    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file (default: bundled)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A fer-edge .tflite/.onnx file, or a bundled model: "
+                                         f"{bundled_names()} (default: fer_edge_default)."),
     backend: Optional[str] = typer.Option(None, "--backend", help=backend_names(with_keras=False)),
     output: Optional[str] = typer.Option(None, "--output", help="Folder for annotated images."),
     json_out: bool = typer.Option(False, "--json", help="Print per-face JSON."),

@@ -20,7 +20,7 @@ from fer_edge.sysinfo import FLAGS_ENV, EmulatedCpu
 
 
 def emulated_probs(model: str | Path, x: np.ndarray, cpu: EmulatedCpu, backend: str | None = None,
-                   timeout: float = 1800, spec=None) -> np.ndarray:
+                   timeout: float = 3600, spec=None) -> np.ndarray:
     """Probabilities of `model` on `x`, computed by this Python under `cpu.qemu -cpu cpu.cpu`. `spec`: the
     spec of a file export has written and not yet stamped (passed to the child as a JSON file)."""
     pkg_root = str(Path(__file__).resolve().parents[2])

@@ -1,7 +1,8 @@
 """EmotionRecognizer: detect -> crop -> preprocess -> one batched inference -> results.
 
 `EmotionRecognizer().predict(image)` works right after `pip install fer-edge`: with no model
-it loads the bundled int8 model (TFLite when a TFLite interpreter is installed, else ONNX).
+it loads the bundled int8 model (TFLite when a TFLite interpreter is installed, else ONNX);
+`EmotionRecognizer("fer_edge_flip")` its flip-TTA variant (BUNDLED_MODELS).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_edge.bundled import BUNDLED_DIR, BUNDLED_MODELS, BUNDLED_STEM, bundled_names  # noqa: F401 (re-exported)
 from fer_edge.errors import ModelError, UsageError
 from fer_edge.preprocess import crop_box, preprocess_batch, to_gray
 from fer_edge.runtime.backends import Backend, load_backend
@@ -20,17 +22,18 @@ from fer_edge.runtime.boxes import Box, iou
 from fer_edge.runtime.detect import DetectorConfig, FaceDetector, HaarFaceDetector
 from fer_edge.runtime.track import Tracker
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
-BUNDLED_STEM = "fer_edge_default"
 
-
-def bundled_files(prefer: str | None = None) -> dict[str, Path]:
+def bundled_files(prefer: str | None = None, stem: str = BUNDLED_STEM) -> dict[str, Path]:
     """The packaged default model, precision -> file, in the format of the first usable backend: `prefer`
     (a backend or format name) decides, else the exported formats in FORMATS order whose runtime backend
     (one under fer_edge/runtime, not TensorFlow) is installed first: TFLite with LiteRT, else ONNX."""
     from fer_edge.formats import BACKENDS, EXPORT_FORMATS, get_format
     from fer_edge.runtime.backends import installed
 
+    if stem not in BUNDLED_MODELS:
+        from fer_edge.errors import unknown
+
+        raise unknown("bundled model", stem, BUNDLED_MODELS)
     formats = [get_format(name) for name in EXPORT_FORMATS]
     chosen = [f for f in formats if prefer in (f.name, *f.backends)]
     if not chosen:
@@ -40,18 +43,33 @@ def bundled_files(prefer: str | None = None) -> dict[str, Path]:
 
         chosen = sorted(formats, key=lambda f: not runnable(f))  # stable: FORMATS order among equals
     for fmt in chosen:
-        files = {p: BUNDLED_DIR / f"{BUNDLED_STEM}_{p}{fmt.suffix}" for p in ("int8", "fp32")}
+        files = {p: BUNDLED_DIR / f"{stem}_{p}{fmt.suffix}" for p in ("int8", "fp32")}
         files = {p: f for p, f in files.items() if f.is_file()}
         if files:
             return files
-    raise ModelError(f"no bundled model in {BUNDLED_DIR}; pass --model PATH to a fer-edge .tflite/.onnx file.")
+    raise ModelError(f"no bundled model {stem} in {BUNDLED_DIR}; pass --model PATH to a fer-edge .tflite/.onnx file.")
 
 
-def bundled_model(prefer: str | None = None, precision: str = "int8", threads: int | None = None):
+def bundled_model(prefer: str | None = None, precision: str = "int8", threads: int | None = None,
+                  stem: str = BUNDLED_STEM):
     """The bundled file for `precision` (auto: the faster one on this CPU, see runtime.precision)."""
     from fer_edge.runtime.precision import choose
 
-    return choose(bundled_files(prefer), prefer, precision, threads).path
+    return choose(bundled_files(prefer, stem), prefer, precision, threads).path
+
+
+def _bundled_name(model) -> bool:
+    """A bundled model's name (BUNDLED_MODELS) that is not also a path here: a file wins. A word that is
+    neither a file nor a name (no suffix, e.g. a misspelt name) is a one-line error with a suggestion."""
+    if not isinstance(model, str) or Path(model).exists():
+        return False
+    if model in BUNDLED_MODELS:
+        return True
+    if not Path(model).suffix and not any(sep in model for sep in ("/", "\\")):
+        from fer_edge.errors import unknown
+
+        raise unknown("bundled model (or no such file)", model, BUNDLED_MODELS)
+    return False
 
 
 @dataclass
@@ -97,13 +115,13 @@ class EmotionRecognizer:
         self.precision_note = ""
         if isinstance(model, Backend):
             self.backend = model
-        elif model:
+        elif model and not _bundled_name(model):
             if precision != "auto":
                 raise UsageError(f"--precision {precision} picks among the bundled files; with --model, pass the file "
                                  "of the precision you want.")
             self.backend = load_backend(Path(model), backend=backend, threads=threads)
         else:
-            choice = choose(bundled_files(backend), backend, precision, threads)
+            choice = choose(bundled_files(backend, str(model or BUNDLED_STEM)), backend, precision, threads)
             self.precision_note = choice.describe()
             self.backend = load_backend(choice.path, backend=backend, threads=threads)
         self.spec = self.backend.spec
