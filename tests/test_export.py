@@ -333,3 +333,31 @@ def test_embedders_replace_the_spec(tmp_path):
     assert tflite_flatbuffer(files["tflite"][0]) == b"\x01" * 64
     assert [p.key for p in onnx.load(files["onnx"][0]).metadata_props].count(METADATA_KEY) == 1
     assert not list(tmp_path.glob("*.meta")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_emulate_faces_reaches_the_gate(tmp_path, monkeypatch):
+    """`export --emulate-faces N` is how many gate faces run on the emulated CPU (the flip-TTA bundle uses
+    150: 300 took QEMU over 30 minutes on its ONNX file); under 20 is refused before any work."""
+    from typer.testing import CliRunner
+
+    import fer_edge.export.api as api
+    from fer_edge.cli.main import app
+
+    seen = {}
+
+    class Report:
+        ok = True
+
+    def fake_export(src, fmt, quant, **kw):
+        seen.update(kw)
+        return Report()
+
+    monkeypatch.setattr(api, "export_model", fake_export)
+    monkeypatch.setattr("fer_edge.cli.export.render_export", lambda rep: None)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"")
+    r = CliRunner().invoke(app, ["export", str(model), "--format", "tflite", "--quantize", "int8", "--emulate-faces", "37"])
+    assert r.exit_code == 0, r.output
+    assert seen["emulate_n"] == 37
+    r = CliRunner().invoke(app, ["export", str(model), "--emulate-faces", "5"])
+    assert r.exit_code == 2 and seen["emulate_n"] == 37
