@@ -66,6 +66,10 @@ def inspect(paths: list[str], data: str, n: int) -> None:
 
     from fer_edge.rundir import model_file
 
+    missing = [p for p in paths if not model_file(p).is_file()]
+    if missing:
+        print(f"head_health: {missing[0]}: no such run directory or .keras file.", file=sys.stderr)
+        raise SystemExit(2)
     _, x, _ = _faces(data, n)
     for p in paths:
         model = keras.models.load_model(model_file(p), safe_mode=True, compile=False)
