@@ -187,6 +187,7 @@ def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) 
         return False
     return own is True and all(isinstance(src, str) and holdout_unseen(src, _visited | {path}) for src in sources)
 
+
 # ----------------------------------------------------------------------------- leaderboard
 LEADERBOARD_COLUMNS = ["run", "model", "classes", "status", "train_acc", "train_loss", "val_acc", "val_loss",
                        "val_macro_f1", "val_source", "params", "macs_m", "size_kb", "epochs", "train_min"]
