@@ -54,6 +54,29 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     assert len(metrics["epoch_seconds"]) == 2 and all(t > 0 for t in metrics["epoch_seconds"])  # both sessions'
 
 
+def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
+    """A distilled run resumes (its last.keras is the bare student, without an optimizer), restarts the
+    optimizer at the saved rate and finishes; the cosine schedule keeps the phase's own base rate."""
+    from fer_edge.training.registry import create_model
+
+    class StopAfterFirst(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    teacher = tmp_path / "teacher.keras"
+    create_model("edgenet_tiny", (48, 48, 1), 7).save(teacher)
+    cfg = TrainConfig(data=str(sample_data), arch="edgenet_tiny", epochs=3, batch_size=32, out=str(tmp_path),
+                      cache_dir=str(cache_dir), augment=False, teacher=str(teacher), schedule="cosine", lr=1e-3)
+    run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    assert train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None) == run
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    state = json.loads((run / "state.json").read_text())
+    # cosine over 3 epochs from 1e-3: epoch 3 (index 2) runs at 2.5e-4, whatever rate the resume compiled at
+    assert state["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 3)), rel=1e-4)
+
+
 def test_leaderboard_marks_unfinished(tmp_path):
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "config.json").write_text(json.dumps({"status": "interrupted", "train_config": {"arch": "vgg"}}))

@@ -573,12 +573,19 @@ def _fit_phases(s: _Session, callbacks: list | None) -> None:
         if s.state["epoch"] >= end_epoch:
             continue
         fresh_phase = not (resuming and s.state.get("phase", 1) == phase and s.run.last.is_file())
-        if fresh_phase or s.model.optimizer is None or s.teacher is not None:
+        # a model loaded from last.keras without its optimizer (a distilled student is saved bare) has no
+        # `optimizer` attribute at all on some backends, hence getattr
+        if fresh_phase or s.teacher is not None or getattr(s.model, "optimizer", None) is None:
+            compile_lr = phase_lr
             if s.teacher is not None and not fresh_phase and s.state.get("lr"):
-                phase_lr = float(s.state["lr"])  # resumed distillation restarts the optimizer at the saved lr
-            fit_model = _compile(s, phase_lr, fraction)
+                compile_lr = float(s.state["lr"])  # resumed distillation restarts the optimizer at the saved lr
+            fit_model = _compile(s, compile_lr, fraction)
+        # the monitors of a resumed phase continue from its epochs so far (the cosine schedule's base stays
+        # the phase's own learning rate)
+        start = max([0] + [end for p, end, *_ in s.phases if p < phase])
+        done = _val_history(s.run, start, s.state["epoch"]) if not fresh_phase else []
+        cbs = _callbacks(s, phase, end_epoch, phase_lr, callbacks, done)
         resuming = False if phase == 1 else resuming  # the next phase always starts fresh
-        cbs = _callbacks(s, phase, end_epoch, phase_lr, callbacks)
         try:
             hist = fit_model.fit(s.train_ds, validation_data=s.val_ds, epochs=end_epoch,
                                  initial_epoch=s.state["epoch"], class_weight=s.class_weight, callbacks=cbs,
@@ -619,30 +626,51 @@ def _compile(s: _Session, lr: float, fraction: float | None):
     return fit_model
 
 
-def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list | None) -> list:
-    """Checkpoint first (so a callback that interrupts still finds the epoch saved), then history, the
-    caller's callbacks, the time budget (what is left of it), early stopping and the lr schedule."""
+def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list | None,
+               done: list[float]) -> list:
+    """In the order Keras calls them at each epoch's end: history (before the schedules add a
+    learning_rate column, which would not match the header of a resumed run's history.csv), early stopping
+    and the lr schedule (so that the checkpoint saves the rate the next epoch uses), the checkpoint
+    (before the caller's callbacks, so that one that interrupts still finds the epoch saved), the
+    caller's callbacks, and the time budget (what is left of it). `done`: the validation accuracies of
+    this phase's epochs before a resume, which early stopping and the plateau schedule continue from."""
+    from fer_edge.training import monitors
     from fer_edge.training.mixed_precision import float32_copy
 
     cfg, keras = s.cfg, s.keras
-    cbs = [
-        _EpochCheckpoint.make(s.run, s.state, phase, lambda m: float32_copy(m, s.twin)),
-        keras.callbacks.CSVLogger(str(s.run.history), append=True),
-        *(extra or []),
-    ]
-    if cfg.max_minutes:
-        cbs.append(_Budget.make(cfg.max_minutes * 60 - float(s.state.get("train_seconds", 0.0))
-                                - (time.time() - s.t0), s.log, s.state))
+    resumed = monitors.replay(done, cfg.patience, lr) if done else None
+    cbs = [keras.callbacks.CSVLogger(str(s.run.history), append=True)]
     if s.val_ds is not None:
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, mode="max"))
+        cbs.append(monitors.early_stopping(cfg.patience, resumed))
     if s.config["resolved"]["schedule"] == "cosine":
         total, base = end_epoch, lr
         cbs.append(keras.callbacks.LearningRateScheduler(
             lambda e, _lr: float(base * 0.5 * (1 + math.cos(math.pi * e / total)))))
     elif s.val_ds is not None:
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=0.5,
-                                                     patience=max(2, cfg.patience // 3), min_lr=1e-6))
+        cbs.append(monitors.plateau(cfg.patience, resumed))
+    cbs += [_EpochCheckpoint.make(s.run, s.state, phase, lambda m: float32_copy(m, s.twin)), *(extra or [])]
+    if cfg.max_minutes:
+        cbs.append(_Budget.make(cfg.max_minutes * 60 - float(s.state.get("train_seconds", 0.0))
+                                - (time.time() - s.t0), s.log, s.state))
     return cbs
+
+
+def _val_history(run: RunDir, start: int, stop: int) -> list[float]:
+    """val_accuracy of epochs start..stop-1 from history.csv (the last row of an epoch written twice: one
+    that a crash interrupted between its history row and its checkpoint, and that the resume redid).
+    Empty if the file lacks any of them (a run without validation, or a damaged history)."""
+    import csv
+
+    if stop <= start or not run.history.is_file():
+        return []
+    rows: dict[int, float] = {}
+    try:
+        for row in csv.DictReader(run.history.read_text().splitlines()):
+            rows[int(row["epoch"])] = float(row["val_accuracy"])
+    except (KeyError, ValueError, TypeError):
+        return []
+    wanted = range(start, stop)
+    return [rows[e] for e in wanted] if all(e in rows for e in wanted) else []
 
 
 def _save_progress(s: _Session) -> None:
