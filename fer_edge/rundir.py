@@ -4,6 +4,8 @@
     RUN/spec.json      labels and input of the model (export, evaluate and the Keras backend read it)
     RUN/state.json     progress, written each epoch (what `train --resume` continues from)
     RUN/last.keras     the resume point, written each epoch; removed when the run finishes
+    RUN/last_optimizer.npz  a distilled run's optimizer state beside it (its last.keras is the bare
+                       student, which carries none); removed when the run finishes
     RUN/model.keras    the best model on val accuracy
     RUN/history.csv    one row per epoch
     RUN/metrics.json   the final evaluation (the leaderboard reads only this and config.json)
@@ -27,6 +29,7 @@ from fer_edge.outputs import atomic_write_text
 
 MODEL = "model.keras"
 LAST = "last.keras"
+LAST_OPTIMIZER = "last_optimizer.npz"
 SPEC = "spec.json"
 CONFIG = "config.json"
 STATE = "state.json"
@@ -59,6 +62,10 @@ class RunDir:
     @property
     def last(self) -> Path:
         return self.path / LAST
+
+    @property
+    def last_optimizer(self) -> Path:
+        return self.path / LAST_OPTIMIZER
 
     @property
     def spec(self) -> Path:

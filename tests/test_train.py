@@ -70,8 +70,23 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
                       cache_dir=str(cache_dir), augment=False, teacher=str(teacher), schedule="cosine", lr=1e-3)
     run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
     assert json.loads((run / "state.json").read_text())["epoch"] == 1
-    assert train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None) == run
+    # the optimizer state travels beside the bare student, and loads back into a new distiller
+    from fer_edge.training.distill import load_teacher, make_distiller, restore_optimizer_state
+
+    saved = np.load(run / "last_optimizer.npz")
+    assert int(saved["epoch"]) == 1 and int(saved["v0"]) > 0  # the step count after one epoch
+    student = keras.models.load_model(run / "last.keras")
+    d = make_distiller(student, load_teacher(teacher, (48, 48, 1), 7), 3.0, 0.7)
+    d.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+    assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 2) is not None
+    assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 1) is None
+    for i, v in enumerate(d.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), saved[f"v{i}"])
+    logs: list[str] = []
+    assert train(TrainConfig(data=str(sample_data)), resume=run, log=logs.append) == run
+    assert not [m for m in logs if "optimizer restarted" in m], logs
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert not (run / "last_optimizer.npz").exists() and not (run / "last.keras").exists()
     state = json.loads((run / "state.json").read_text())
     # cosine over 3 epochs from 1e-3: epoch 3 (index 2) runs at 2.5e-4, whatever rate the resume compiled at
     assert state["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 3)), rel=1e-4)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from fer_edge.errors import UsageError
 
 
@@ -51,3 +53,47 @@ def make_distiller(student, teacher, temperature: float, alpha: float):
             return (1.0 - alpha) * hard + alpha * (temperature ** 2) * ops.mean(kl)
 
     return Distiller()
+
+
+def _slot_name(variable) -> str:
+    """An optimizer variable's path without the optimizer's own name, which Keras numbers per process
+    (`adam_w/stem1_conv_kernel_momentum` and `adam_w_1/...` are the same slot)."""
+    return variable.path.split("/", 1)[-1]
+
+
+def save_optimizer_state(optimizer, path: Path, epoch: int) -> None:
+    """Write the optimizer's variables (step count, learning rate, Adam moments) to `path` (.npz,
+    atomically), tagged with the epoch they belong to. The distiller is never saved, so without this a
+    resumed distillation would restart Adam from zero moments and step 0."""
+    import keras
+
+    from fer_edge.outputs import atomic_path
+
+    arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
+    names = np.array([_slot_name(v) for v in optimizer.variables])
+    with atomic_path(path) as tmp:
+        np.savez(tmp, epoch=np.int64(epoch), names=names, **arrays)
+
+
+def restore_optimizer_state(optimizer, trainable_variables, path: Path, epoch: int) -> str | None:
+    """Build `optimizer` for `trainable_variables` and load the state saved after `epoch`; -> None when
+    restored, else why not (no file, another epoch's file, or variables that do not match: then the
+    optimizer starts fresh, as it would have before this file existed)."""
+    if not path.is_file():
+        return f"no {path.name}"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            saved_epoch = int(z["epoch"])
+            names = [str(n) for n in z["names"]]
+            values = [z[f"v{i}"] for i in range(len(names))]
+    except (OSError, ValueError, KeyError) as exc:
+        return f"{path.name} is unreadable ({exc.__class__.__name__})"
+    if saved_epoch != epoch:
+        return f"{path.name} is from epoch {saved_epoch}, the checkpoint from epoch {epoch}"
+    optimizer.build(trainable_variables)
+    variables = optimizer.variables
+    if [_slot_name(v) for v in variables] != names or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+        return f"{path.name} does not match this model's optimizer"
+    for v, a in zip(variables, values):
+        v.assign(a)
+    return None

@@ -267,6 +267,10 @@ class _EpochCheckpoint:
                     state["best_val_accuracy"] = val_acc
                     state["best_epoch"] = epoch + 1
                     save_keras_atomic(as_float32(student), run.model)
+                if student is not self.model:  # a distiller: its optimizer state beside the bare student
+                    from fer_edge.training.distill import save_optimizer_state
+
+                    save_optimizer_state(self.model.optimizer, run.last_optimizer, epoch + 1)
                 save_keras_atomic(student, run.last)
                 state["epoch"] = epoch + 1
                 state["phase"] = phase
@@ -578,8 +582,10 @@ def _fit_phases(s: _Session, callbacks: list | None) -> None:
         if fresh_phase or s.teacher is not None or getattr(s.model, "optimizer", None) is None:
             compile_lr = phase_lr
             if s.teacher is not None and not fresh_phase and s.state.get("lr"):
-                compile_lr = float(s.state["lr"])  # resumed distillation restarts the optimizer at the saved lr
+                compile_lr = float(s.state["lr"])
             fit_model = _compile(s, compile_lr, fraction)
+            if s.teacher is not None and not fresh_phase:
+                _restore_distiller_optimizer(s, fit_model)
         # the monitors of a resumed phase continue from its epochs so far (the cosine schedule's base stays
         # the phase's own learning rate)
         start = max([0] + [end for p, end, *_ in s.phases if p < phase])
@@ -598,6 +604,18 @@ def _fit_phases(s: _Session, callbacks: list | None) -> None:
             s.log(f"early stopping after epoch {hist.epoch[-1] + 1}")
             if phase == len(s.phases):
                 break
+
+
+def _restore_distiller_optimizer(s: _Session, distiller) -> None:
+    """A resumed distillation continues its optimizer (moments, step count) from last_optimizer.npz; a run
+    checkpointed before that file existed restarts it at the saved learning rate, and says so."""
+    from fer_edge.training.distill import restore_optimizer_state
+
+    with s.strategy.scope():
+        why = restore_optimizer_state(distiller.optimizer, distiller.trainable_variables, s.run.last_optimizer,
+                                      s.state["epoch"])
+    if why:
+        s.log(f"distillation optimizer restarted at learning rate {s.state.get('lr')}: {why}")
 
 
 def _close_logs(callbacks: list) -> None:
@@ -745,6 +763,7 @@ def _finish(s: _Session) -> Path:
     s.config["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(s.run.config, s.config)
     s.run.last.unlink(missing_ok=True)
+    s.run.last_optimizer.unlink(missing_ok=True)
     write_leaderboard(Path(s.cfg.out))
     return s.run.path
 
