@@ -125,6 +125,37 @@ def test_prefetched_batches_are_the_same_batches():
         ahead.on_epoch_end()
 
 
+def test_resumed_batches_continue_the_stream():
+    """A run resumed at epoch 2 gets the batches the uninterrupted run has at epoch 2 (PyDataset), and on
+    tf.data a stream that replays none of the batches of epochs 0-2 (the bug: a resume trained again on
+    epoch 0's shuffled, augmented images)."""
+    from fer_edge.training.pipeline import make_array_batches, make_dataset, resumed_stream_seed
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    y = rng.integers(0, 7, 96)
+    kw = dict(shuffle=True, augment=True, seed=3, erasing=0.5)
+    whole, resumed = make_array_batches(x, y, 7, 32, **kw), make_array_batches(x, y, 7, 32, first_epoch=2, **kw)
+    whole.on_epoch_end(), whole.on_epoch_end()
+    for i in range(len(whole)):
+        for a, b in zip(whole[i], resumed[i]):
+            np.testing.assert_array_equal(a, b)
+    assert resumed_stream_seed(3, 0) == 3 and resumed_stream_seed(3, 2) != resumed_stream_seed(3, 1)
+
+    pytest.importorskip("tensorflow")
+    import keras
+
+    def first_batches(seed: int, passes: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(seed)
+        ds = make_dataset(x[..., None], y, 7, 32, shuffle=True, augment=True, seed=seed, erasing=0.5)
+        return [next(iter(ds))[0].numpy() for _ in range(passes)]
+
+    seen = first_batches(3, 3)
+    again, fresh = first_batches(3, 1)[0], first_batches(resumed_stream_seed(3, 2), 1)[0]
+    np.testing.assert_array_equal(again, seen[0])  # what a resume replayed before the fix
+    assert not any(np.array_equal(fresh, b) for b in seen)
+
+
 def test_distillation_loss_is_the_weighted_sum():
     """With the student as its own teacher the soft term is 0: loss = (1 - alpha) x the label loss; with
     another teacher the soft term is positive."""

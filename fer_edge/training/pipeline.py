@@ -194,12 +194,14 @@ def mix_batch_np(xb: np.ndarray, yb: np.ndarray, mode: str, alpha: float, rng: n
 
 def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, *, shuffle: bool = False,
                        augment: bool = False, seed: int = 42, mix: str = "none", mix_alpha: float = 0.2,
-                       erasing: float = 0.0, prefetch: int = 0):
+                       erasing: float = 0.0, prefetch: int = 0, first_epoch: int = 0):
     """make_dataset's contract as a keras.utils.PyDataset: runs on every Keras backend, no TensorFlow.
 
     A batch is a function of (seed, epoch, index) alone, so `prefetch` > 0 threads may build the next
     batches while the accelerator runs this one (OpenCV and numpy release the GIL) and the batches stay
-    the same: a GPU step takes less time than one thread needs to augment its batch."""
+    the same: a GPU step takes less time than one thread needs to augment its batch. `first_epoch`: the
+    epoch the first pass is (a resumed run passes the epoch it resumes at, and gets the very batches the
+    uninterrupted run would have had)."""
     import keras
 
     if mix not in MIX_MODES:
@@ -208,7 +210,7 @@ def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_siz
     class ArrayBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()  # Keras reads batches in order from this thread; the pool is ours
-            self.epoch = 0
+            self.epoch = first_epoch
             self.order = self._order()
             self.pool = None
             self.ahead: dict[int, Any] = {}  # batch index -> future, for this epoch
@@ -258,11 +260,27 @@ def make_array_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_siz
     return ArrayBatches()
 
 
-def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, **kw):
+def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, first_epoch: int = 0, **kw):
     """The input pipeline for the active Keras backend: tf.data on TensorFlow (as every bundled and
-    documented run was trained), the numpy PyDataset on JAX and PyTorch."""
+    documented run was trained), the numpy PyDataset on JAX and PyTorch.
+
+    `first_epoch` > 0 (a resumed run) must not replay the batches of epochs 0, 1, ...: the shuffled,
+    augmented batches of a seeded pipeline are the same at every start, so a resume would train again
+    on images, augmentations included, that the run has already fitted (session 9 saw training accuracy
+    jump 5 points on a resumed vgg run, with PublicTest flat). The PyDataset starts at that epoch's
+    batches. tf.data cannot skip to a later pass, so it takes a stream of its own
+    (`resumed_stream_seed`); the caller also reseeds TensorFlow's global generator with it, which
+    Random Erasing and the mixes draw from."""
     import keras
 
     if keras.backend.backend() == "tensorflow":
+        if first_epoch:
+            kw["seed"] = resumed_stream_seed(kw.get("seed", 42), first_epoch)
         return make_dataset(x, y, num_classes, batch_size, **kw)
-    return make_array_batches(x, y, num_classes, batch_size, **kw)
+    return make_array_batches(x, y, num_classes, batch_size, first_epoch=first_epoch, **kw)
+
+
+def resumed_stream_seed(seed: int, first_epoch: int) -> int:
+    """The tf.data seed of a run resumed at `first_epoch`: distinct for every resume epoch, and the run's
+    own seed for a run that starts at epoch 0 (so fresh seeded runs draw what they always drew)."""
+    return int(seed) + 100_003 * int(first_epoch)
