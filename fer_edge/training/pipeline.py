@@ -264,10 +264,11 @@ def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int
     """The input pipeline for the active Keras backend: tf.data on TensorFlow (as every bundled and
     documented run was trained), the numpy PyDataset on JAX and PyTorch.
 
-    `first_epoch` > 0 (a resumed run) must not replay the batches of epochs 0, 1, ...: the shuffled,
-    augmented batches of a seeded pipeline are the same at every start, so a resume would train again
-    on images, augmentations included, that the run has already fitted (session 9 saw training accuracy
-    jump 5 points on a resumed vgg run, with PublicTest flat). The PyDataset starts at that epoch's
+    `first_epoch` > 0 (a resumed run) must not replay the batches of epochs 0, 1, ...: a seeded tf.data
+    pipeline starts every process with the same shuffle orders and, for its first pass, the same
+    geometric augmentation, so a resume would train again on images, augmentations included, that the
+    run has already fitted (session 9 saw training accuracy jump 5 points on a resumed vgg run, with
+    PublicTest flat). The PyDataset starts at that epoch's
     batches. tf.data cannot skip to a later pass, so it takes a stream of its own
     (`resumed_stream_seed`); the caller also reseeds TensorFlow's global generator with it, which
     Random Erasing and the mixes draw from."""
