@@ -85,6 +85,8 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     logs: list[str] = []
     assert train(TrainConfig(data=str(sample_data)), resume=run, log=logs.append) == run
     assert not [m for m in logs if "optimizer restarted" in m], logs
+    val0 = float(next(csv.DictReader((run / "history.csv").read_text().splitlines()))["val_accuracy"])
+    assert f"early stopping continues: best val accuracy {val0:.4f}, 0 of" in "\n".join(logs), logs
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
     assert not (run / "last_optimizer.npz").exists() and not (run / "last.keras").exists()
     state = json.loads((run / "state.json").read_text())

@@ -661,6 +661,9 @@ def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list |
 
     cfg, keras = s.cfg, s.keras
     resumed = monitors.replay(done, cfg.patience, lr) if done else None
+    if resumed is not None and s.val_ds is not None:
+        s.log(f"early stopping continues: best val accuracy {resumed.stop_best:.4f}, {resumed.stop_wait} of "
+              f"{cfg.patience} epochs without improvement")
     cbs = [keras.callbacks.CSVLogger(str(s.run.history), append=True)]
     if s.val_ds is not None:
         cbs.append(monitors.early_stopping(cfg.patience, resumed))
