@@ -265,10 +265,9 @@ def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int
     documented run was trained), the numpy PyDataset on JAX and PyTorch.
 
     `first_epoch` > 0 (a resumed run) must not replay the batches of epochs 0, 1, ...: a seeded tf.data
-    pipeline starts every process with the same shuffle orders and, for its first pass, the same
-    geometric augmentation, so a resume would train again on images, augmentations included, that the
-    run has already fitted (session 9 saw training accuracy jump 5 points on a resumed vgg run, with
-    PublicTest flat). The PyDataset starts at that epoch's
+    pipeline starts every process with the same shuffle orders (and at times the same augmentation
+    draws), so a resume would train again on batches the run has already fitted (session 9 saw training
+    accuracy jump 5 points on a resumed vgg run, with PublicTest flat). The PyDataset starts at that epoch's
     batches. tf.data cannot skip to a later pass, so it takes a stream of its own
     (`resumed_stream_seed`); the caller also reseeds TensorFlow's global generator with it, which
     Random Erasing and the mixes draw from."""
