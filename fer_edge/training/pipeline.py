@@ -269,13 +269,14 @@ def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int
     draws), so a resume would train again on batches the run has already fitted (session 9 saw training
     accuracy jump 5 points on a resumed vgg run, with PublicTest flat). The PyDataset starts at that epoch's
     batches. tf.data cannot skip to a later pass, so it takes a stream of its own
-    (`resumed_stream_seed`); the caller also reseeds TensorFlow's global generator with it, which
-    Random Erasing and the mixes draw from."""
+    (`resumed_stream_seed`), for its shuffle and augmentation layers and for the global generator that
+    Random Erasing and the mixes draw from (reseeded here)."""
     import keras
 
     if keras.backend.backend() == "tensorflow":
         if first_epoch:
             kw["seed"] = resumed_stream_seed(kw.get("seed", 42), first_epoch)
+            keras.utils.set_random_seed(kw["seed"])
         return make_dataset(x, y, num_classes, batch_size, **kw)
     return make_array_batches(x, y, num_classes, batch_size, first_epoch=first_epoch, **kw)
 
