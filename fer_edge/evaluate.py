@@ -39,19 +39,25 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
     spec = b.spec
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be a whole number >= 1, got {limit}.")
+    projection = None
     if classes:
         cm = parse_classes(classes)
-        if cm.num_classes != spec.num_classes:
-            raise UsageError(f"--classes gives {cm.num_classes} classes but the model predicts {spec.num_classes}.")
-        if set(cm.labels) != set(spec.labels):
-            raise UsageError(f"--classes names {', '.join(cm.labels)} but the model's outputs are "
-                             f"{', '.join(spec.labels)}; name the model's classes (in any order).")
-        # pair each output with its own definition: the model's order, whatever the order given
-        # (given in another order, the 7 labels used to score 0.45 instead of 0.62, silently)
-        from fer_edge.labels import ClassMap
+        if cm.num_classes == spec.num_classes and set(cm.labels) == set(spec.labels):
+            # pair each output with its own definition: the model's order, whatever the order given
+            # (given in another order, the 7 labels used to score 0.45 instead of 0.62, silently)
+            from fer_edge.labels import ClassMap
 
-        groups = dict(zip(cm.labels, cm.groups))
-        cm = ClassMap(tuple(spec.labels), tuple(groups[lab] for lab in spec.labels))
+            groups = dict(zip(cm.labels, cm.groups))
+            cm = ClassMap(tuple(spec.labels), tuple(groups[lab] for lab in spec.labels))
+        else:
+            # fewer or merged classes: the model read as a classifier of those (labels.class_projection),
+            # on the images of those classes only
+            from fer_edge.labels import class_projection
+
+            try:
+                projection = class_projection(spec.class_map_obj(), cm)
+            except UsageError as exc:
+                raise UsageError(f"--classes {classes}: {exc}") from None
     else:
         cm = spec.class_map_obj()
     splits = load_splits(data, cm, val_split)
@@ -62,11 +68,19 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
         idx = stratified_sample(y, limit, 0)
         x, y = x[idx], y[idx]
     probs = predict_all(b, x)
-    rep = classification_report(y, probs, list(spec.labels))
+    labels = list(spec.labels)
+    if projection is not None:
+        probs = probs.astype(np.float64) @ projection
+        probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+        labels = list(cm.labels)
+    rep = classification_report(y, probs, labels)
     source = {"val": splits.val_source, "test": splits.test_source, "train": "Training",
               "holdout": splits.holdout_source}[split]
     if split == "holdout" and not _holdout_unseen(path, spec):
         source += ("; NOTE: this model does not say that it, and every model it was warm-started or distilled "
                    "from, trained without it")
     return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,
-            "split": split, "split_source": source, "data": str(data), "labels": list(spec.labels), **rep}
+            "split": split, "split_source": source, "data": str(data), "labels": labels,
+            "classes_from_model": (None if projection is None else
+                                   f"the model's {spec.num_classes} classes read as {cm.num_classes}: its "
+                                   "probabilities of the kept classes, renormalised"), **rep}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from fer_edge.errors import UsageError, did_you_mean
 
 FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -114,3 +116,33 @@ def parse_classes(spec: str | None) -> ClassMap:
     cm = ClassMap(tuple(labels), tuple(groups))
     _validate(cm)
     return cm
+
+
+def class_projection(source: ClassMap, target: ClassMap) -> np.ndarray | None:
+    """How a model's classes (`source`) give another class map's (`target`): a (source x target) 0/1 matrix,
+    or None when the two are the same. Probabilities p over `source` become p @ M, renormalised: each
+    target class gets the probability of the source classes whose FER2013 labels feed it, source classes
+    the target drops get nothing, and the rest is the model's answer given that the face is one of the
+    target's classes (a 7-class model read as a 4- or 2-class one, or teaching one: training.distill).
+
+    Only where the target's classes can be assembled from the source's: a UsageError says which cannot.
+    """
+    if source.to_dict() == target.to_dict():
+        return None
+    to_target = target.source_to_output()
+    proj = np.zeros((source.num_classes, target.num_classes), np.float32)
+    covered: set[str] = set()
+    for i, (name, group) in enumerate(zip(source.labels, source.groups)):
+        targets = {to_target.get(src, -1) for src in group}
+        if targets == {-1}:
+            continue  # a class the target drops
+        if len(targets) > 1:
+            raise UsageError(f"the model's class '{name}' ({'+'.join(group)}) feeds more than one of "
+                             f"{target.describe()}; use a model that keeps them apart.")
+        proj[i, targets.pop()] = 1.0
+        covered.update(group)
+    lacking = [src for group in target.groups for src in group if src not in covered]
+    if lacking:
+        raise UsageError(f"the model has no class for {', '.join(lacking)}; it predicts {source.describe()}. "
+                         "Use a model trained on those classes too.")
+    return proj

@@ -130,6 +130,22 @@ class RunDir:
         """state.json (the progress `--resume` continues from); {} before the first epoch ends."""
         return json.loads(self.state.read_text()) if self.state.is_file() else {}
 
+    def read_history(self) -> list[dict[str, float]]:
+        """history.csv, one row per epoch in epoch order, its numbers as floats. An epoch written twice
+        (a crash between its history row and its checkpoint, redone by the resume) keeps its last row.
+        [] when the file is missing or damaged (a row that is not numbers)."""
+        import csv
+
+        if not self.history.is_file():
+            return []
+        rows: dict[int, dict[str, float]] = {}
+        try:
+            for row in csv.DictReader(self.history.read_text().splitlines()):
+                rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if k != "epoch" and v not in (None, "")}
+        except (KeyError, ValueError, TypeError, OSError):
+            return []
+        return [{"epoch": e, **rows[e]} for e in sorted(rows)]
+
     def status(self) -> str | None:
         """running | interrupted | finished; None when config.json is missing or unreadable."""
         try:

@@ -81,5 +81,9 @@ def test_val_history_reads_the_last_row_of_each_epoch(tmp_path):
                            "0,0.1,2,0.30,2\n1,0.1,2,0.31,2\n2,0.1,2,0.50,2\n2,0.1,2,0.32,2\n")
     assert _val_history(run, 0, 3) == [0.30, 0.31, 0.32]  # epoch 2 was redone after a crash
     assert _val_history(run, 1, 3) == [0.31, 0.32] and _val_history(run, 0, 4) == []
+    # the one reader behind this and the run's curves.png: one row per epoch, in epoch order
+    assert [(r["epoch"], r["val_accuracy"]) for r in run.read_history()] == [(0, 0.30), (1, 0.31), (2, 0.32)]
+    run.history.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.1,2,0.30,2\n1,0.1,2,nan?,2\n")
+    assert run.read_history() == [] and _val_history(run, 0, 1) == []  # damaged: nothing is trusted
     run.history.write_text("epoch,accuracy,loss\n0,0.1,2\n")  # trained without validation
     assert _val_history(run, 0, 1) == []

@@ -76,7 +76,9 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     saved = np.load(run / "last_optimizer.npz")
     assert int(saved["epoch"]) == 1 and int(saved["v0"]) > 0  # the step count after one epoch
     student = keras.models.load_model(run / "last.keras")
-    d = make_distiller(student, load_teacher(teacher, (48, 48, 1), 7), 3.0, 0.7)
+    from fer_edge.labels import parse_classes
+
+    d = make_distiller(student, load_teacher(teacher, (48, 48, 1), parse_classes("7"))[0], 3.0, 0.7)
     d.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
     assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 2) is not None
     assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 1) is None
@@ -173,6 +175,32 @@ def test_warm_start_transfers_features_not_the_classifier(tiny_run, sample_data,
         warm_start(dst, tmp_path / "missing.keras")
     with pytest.raises(UsageError, match="same --arch"):
         warm_start(create_model("sequential", (48, 48, 1), 2), tiny_run / "model.keras")
+
+
+def test_warm_start_keeps_the_classifier_columns_of_kept_classes(tiny_run):
+    """--init from a run whose spec names 7 classes into a 4-class model: the classifier's columns of the
+    4 kept classes are copied, so the new model answers as the source restricted to them; a merged class
+    has no single column, and leaves the classifier at its initialisation."""
+    from fer_edge.labels import FER2013_LABELS, parse_classes
+    from fer_edge.training.registry import create_model
+    from fer_edge.training.train import warm_start
+
+    src = keras.models.load_model(tiny_run / "model.keras", safe_mode=True, compile=False)
+    arch = json.loads((tiny_run / "config.json").read_text())["train_config"]["arch"]
+    x = np.random.default_rng(0).uniform(0, 255, (6, 48, 48, 1)).astype("float32")
+    cm = parse_classes("4")  # happy, sad, surprise, neutral
+    dst = create_model(arch, (48, 48, 1), 4)
+    logs: list[str] = []
+    n = warm_start(dst, tiny_run / "model.keras", log=logs.append, class_map=cm)
+    assert n == len([layer for layer in dst.layers if layer.get_weights()])
+    assert "the columns of 4 of its 7 classes (happy, sad, surprise, neutral)" in logs[0]
+    p7 = keras.ops.convert_to_numpy(src(x))[:, [FER2013_LABELS.index(c) for c in cm.labels]]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(dst(x)), p7 / p7.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    merged = create_model(arch, (48, 48, 1), 2)
+    logs.clear()
+    assert warm_start(merged, tiny_run / "model.keras", log=logs.append,
+                      class_map=parse_classes("bad=angry+sad,happy")) == n - 1
+    assert "classifier" not in logs[0]
 
 
 @pytest.mark.large  # a whole training run (~15 s); the copy itself is tested above

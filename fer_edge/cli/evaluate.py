@@ -16,6 +16,8 @@ def render_report(rep: dict) -> None:
     c = console()
     c.print(f"[bold]{safe(rep['model'])}[/] ({safe(rep['format'])} {safe(rep['quantization'])}, backend {rep['backend']}) on "
             f"{rep['split']} = {safe(rep['split_source'])}, n={rep['n']}")
+    if rep.get("classes_from_model"):
+        c.print(f"classes: {safe(', '.join(rep['labels']))} ({safe(rep['classes_from_model'])})")
     c.print(f"accuracy [bold]{rep['accuracy']:.4f}[/]  loss {rep['loss']:.4f}  macro-F1 {rep['macro_f1']:.4f}")
     t = Table(title="per class")
     for col in ("class", "precision", "recall", "f1", "support"):
@@ -38,7 +40,7 @@ def evaluate_cmd(
     model: str = typer.Argument(..., help="A .keras, .tflite or .onnx model (or a run directory)."),
     data: str = typer.Option("../shared/fer2013", "--data", help="FER2013 folder or fer2013.csv."),
     split: str = typer.Option("test", "--split", help="train | val | test | holdout (test = PrivateTest, else test/; holdout = the gate hold-out carved from Training)."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Override the model's class mapping, or read it as fewer classes: --classes 4 on a 7-class model scores its kept classes' probabilities, renormalised, on those classes' images."),
     backend: Optional[str] = typer.Option(None, "--backend", help=backend_names()),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Stratified subsample of N images."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON to this file ('-' = stdout)."),

@@ -48,7 +48,8 @@ def train_cmd(
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras model "
-                                          "(its soft targets on each augmented batch; never saved with the student)."),
+                                          "(its soft targets on each augmented batch; never saved with the student). A teacher "
+                                          "with a spec may know more classes than --classes (a 7-class model teaching 4)."),
     kd_temperature: float = typer.Option(3.0, "--kd-temperature", help="Distillation temperature T."),
     kd_alpha: float = typer.Option(0.7, "--kd-alpha", help="Weight of the teacher's soft targets (1 - A: the labels)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Keras backend: tensorflow | jax | torch "

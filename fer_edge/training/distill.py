@@ -14,24 +14,55 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import UsageError
+from fer_edge.labels import ClassMap, class_projection
 
 
-def load_teacher(source: str | Path, input_shape: tuple, num_classes: int):
-    """A run directory or a .keras file -> the frozen teacher model, checked against the student's shapes."""
+def load_teacher(source: str | Path, input_shape: tuple, class_map: ClassMap):
+    """A run directory or a .keras file -> (the frozen teacher model, its projection onto the student's
+    classes or None: `labels.class_projection`), checked against the student's input and classes.
+
+    A teacher trained on more classes can teach a student that keeps fewer (a 7-class model teaching the
+    study's 4- or 2-class tasks): the student learns the teacher's answer given that the face is one of
+    its classes.
+
+    The teacher's classes come from its spec (its run's spec.json, or <stem>.spec.json beside the file),
+    bounded and checked against its output layer; a teacher without a spec must predict exactly the
+    student's classes, in the student's order, as nothing says otherwise."""
+    from fer_edge.errors import ModelError
+    from fer_edge.rundir import spec_file_beside
+    from fer_edge.spec import ModelSpec
     from fer_edge.training.load import load_model_option
 
     teacher, path = load_model_option(source, "--teacher")
     want_in, got_in = tuple(input_shape), tuple(teacher.inputs[0].shape[1:])
     got_out = int(teacher.outputs[0].shape[-1])
-    if got_in != want_in or got_out != num_classes:
-        raise UsageError(f"--teacher {path}: takes {got_in} and predicts {got_out} classes; the student takes "
-                         f"{want_in} and predicts {num_classes}. Use a teacher trained with the same --classes.")
+    if got_in != want_in:
+        raise UsageError(f"--teacher {path}: takes {got_in}; the student takes {want_in}. Use a teacher trained on "
+                         "the same input size.")
+    spec_file = spec_file_beside(path)
+    projection = None
+    if spec_file is not None:
+        try:
+            teacher_map = ModelSpec.from_json(spec_file.read_bytes(), str(spec_file)).class_map_obj()
+        except (ModelError, UsageError) as exc:
+            raise UsageError(f"--teacher {path}: {exc}") from None
+        if teacher_map.num_classes != got_out:
+            raise UsageError(f"--teacher {path}: its spec ({spec_file.name}) names {teacher_map.num_classes} classes "
+                             f"but the model predicts {got_out}; the spec does not belong to this model.")
+        try:
+            projection = class_projection(teacher_map, class_map)
+        except UsageError as exc:
+            raise UsageError(f"--teacher {path}: {exc}") from None
+    elif got_out != class_map.num_classes:
+        raise UsageError(f"--teacher {path}: predicts {got_out} classes and has no spec.json saying which; the "
+                         f"student predicts {class_map.num_classes}. Use a run directory or a model with its spec.")
     teacher.trainable = False
-    return teacher
+    return teacher, projection
 
 
-def make_distiller(student, teacher, temperature: float, alpha: float):
-    """A keras.Model that trains `student` (its only trainable weights) with the loss above."""
+def make_distiller(student, teacher, temperature: float, alpha: float, projection: np.ndarray | None = None):
+    """A keras.Model that trains `student` (its only trainable weights) with the loss above; `projection`
+    (from `labels.class_projection`) maps a teacher trained on more classes onto the student's."""
     import keras
     from keras import ops
 
@@ -46,7 +77,11 @@ def make_distiller(student, teacher, temperature: float, alpha: float):
 
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
             hard = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-            t = ops.stop_gradient(self.teacher(x, training=False))
+            t = ops.cast(ops.stop_gradient(self.teacher(x, training=False)), "float32")
+            if projection is not None:
+                t = ops.matmul(t, ops.convert_to_tensor(projection))
+                t = t / ops.maximum(ops.sum(t, axis=-1, keepdims=True), 1e-7)
+            y_pred = ops.cast(y_pred, "float32")
             p_t = ops.softmax(ops.log(ops.clip(t, 1e-7, 1.0)) / temperature, axis=-1)
             log_p_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature, axis=-1)
             kl = ops.sum(p_t * (ops.log(ops.clip(p_t, 1e-7, 1.0)) - log_p_s), axis=-1)

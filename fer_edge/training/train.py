@@ -183,15 +183,22 @@ def validate_config(cfg: TrainConfig) -> None:
     policy_name(cfg.mixed_precision)
 
 
-def warm_start(model, source: str | os.PathLike, log=print) -> int:
+def warm_start(model, source: str | os.PathLike, log=print, class_map: ClassMap | None = None) -> int:
     """Copy weights from a saved .keras model into `model`, layer by layer, where name and weight shapes
     match (a 7-class model's features into a 2-class model: every layer but the classifier). Why by
-    name: the registry's builders name every layer, so the same architecture lines up exactly."""
+    name: the registry's builders name every layer, so the same architecture lines up exactly.
+
+    The classifier too, when the source's spec names its classes and each of the student's classes
+    (`class_map`) is one of them: its columns for those classes are copied, so the new model starts as
+    the source restricted to the student's classes (softmax over a subset of the logits is the source's
+    probabilities renormalised over that subset) instead of from a random classifier."""
     from fer_edge.training.load import load_model_option
 
     src, path = load_model_option(source, "--init")
     by_name = {layer.name: layer for layer in src.layers}
+    picked = _classifier_columns(path, class_map) if class_map is not None else None
     copied = skipped = 0
+    head: list[str] = []  # classifier layers whose kept classes' columns were copied
     for layer in model.layers:
         weights = layer.get_weights()
         if not weights:
@@ -201,13 +208,47 @@ def warm_start(model, source: str | os.PathLike, log=print) -> int:
         if len(theirs) == len(weights) and all(a.shape == b.shape for a, b in zip(weights, theirs)):
             layer.set_weights(theirs)
             copied += 1
+        elif picked is not None and _is_classifier_of(weights, theirs, len(picked[0]), len(picked[1])):
+            layer.set_weights([w[..., picked[1]] for w in theirs])
+            copied += 1
+            head.append(layer.name)
         else:
             skipped += 1
     if copied == 0:
         raise UsageError(f"--init {path}: no layer matches this architecture by name and shape; "
                          f"warm-start from a model of the same --arch.")
-    log(f"warm start from {path}: {copied} layers copied, {skipped} left at their initialisation")
+    kept = (f"; classifier ({', '.join(head)}): the columns of {len(picked[1])} of its {len(picked[0])} classes "
+            f"({', '.join(picked[0][i] for i in picked[1])})" if head else "")
+    log(f"warm start from {path}: {copied} layers copied, {skipped} left at their initialisation{kept}")
     return copied
+
+
+def _classifier_columns(path, class_map: ClassMap) -> tuple[tuple[str, ...], list[int]] | None:
+    """(the source's class names, the index of each student class among them) when the source's spec
+    names its classes and every student class is exactly one of them; else None (a merged class has no
+    single column to copy)."""
+    from fer_edge.errors import ModelError
+    from fer_edge.rundir import spec_file_beside
+
+    spec_file = spec_file_beside(path)
+    if spec_file is None:
+        return None
+    try:
+        src_map = ModelSpec.from_json(spec_file.read_bytes(), str(spec_file)).class_map_obj()
+    except (ModelError, UsageError):
+        return None
+    groups = {g: i for i, g in enumerate(src_map.groups)}
+    if not all(g in groups for g in class_map.groups):
+        return None
+    return src_map.labels, [groups[g] for g in class_map.groups]
+
+
+def _is_classifier_of(weights: list, theirs: list, n_source: int, n_student: int) -> bool:
+    """Weights that differ from the source's only in a last axis of one entry per class: a Dense or
+    1x1-conv classifier (kernel and bias), or a per-class BatchNormalization after it."""
+    return (len(weights) == len(theirs) > 0
+            and all(a.shape[:-1] == b.shape[:-1] and a.shape[-1] == n_student and b.shape[-1] == n_source
+                    for a, b in zip(weights, theirs)))
 
 
 def _classes_tag(cm: ClassMap) -> str:
@@ -310,22 +351,18 @@ def _plots(run: RunDir, cm: list, labels: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if run.history.is_file():
-        import csv
-
-        with run.history.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if rows:
-            ep = [int(r["epoch"]) + 1 for r in rows]
-            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-            for ax, key in zip(axes, ("accuracy", "loss")):
-                ax.plot(ep, [float(r[key]) for r in rows], label="train")
-                if f"val_{key}" in rows[0]:
-                    ax.plot(ep, [float(r[f"val_{key}"]) for r in rows], label="val")
-                ax.set_xlabel("epoch"), ax.set_title(key), ax.legend(), ax.grid(alpha=0.3)
-            fig.tight_layout()
-            fig.savefig(run.curves, dpi=100)
-            plt.close(fig)
+    rows = run.read_history()
+    if rows:
+        ep = [int(r["epoch"]) + 1 for r in rows]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            ax.plot(ep, [r.get(key, np.nan) for r in rows], label="train")
+            if any(f"val_{key}" in r for r in rows):
+                ax.plot(ep, [r.get(f"val_{key}", np.nan) for r in rows], label="val")
+            ax.set_xlabel("epoch"), ax.set_title(key), ax.legend(), ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(run.curves, dpi=100)
+        plt.close(fig)
     if cm:
         a = np.asarray(cm, np.float64)
         norm = a / np.maximum(a.sum(1, keepdims=True), 1)
@@ -372,6 +409,7 @@ class _Session:
     t0: float = 0.0
     model: Any = None
     teacher: Any = None
+    teacher_projection: Any = None  # teacher classes -> student classes (distill.teacher_projection)
     policy: str = "float32"  # Keras dtype policy while training (training.mixed_precision)
     twin: Any = None  # the float32, uncompiled twin of the model that model.keras is written from
     status: str = "finished"
@@ -557,7 +595,7 @@ def _build_model(s: _Session) -> None:
         else:
             s.model = create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes, weights=cfg.weights)
             if cfg.init:
-                warm_start(s.model, cfg.init, s.log)
+                warm_start(s.model, cfg.init, s.log, s.class_map)
         # built after the model, so that a seed initialises the model as it did before the twin existed
         s.twin = float32_twin(lambda: create_model(cfg.arch, s.info.input_shape, s.class_map.num_classes))
         if s.policy != "float32":
@@ -565,8 +603,11 @@ def _build_model(s: _Session) -> None:
         if cfg.teacher:
             from fer_edge.training.distill import load_teacher
 
-            s.teacher = load_teacher(cfg.teacher, tuple(s.model.inputs[0].shape[1:]), s.class_map.num_classes)
-            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha})")
+            s.teacher, s.teacher_projection = load_teacher(cfg.teacher, tuple(s.model.inputs[0].shape[1:]),
+                                                           s.class_map)
+            mapped = ("" if s.teacher_projection is None else
+                      f", its {s.teacher_projection.shape[0]} classes mapped onto the student's {s.class_map.num_classes}")
+            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha}{mapped})")
 
 
 def _fit_phases(s: _Session, callbacks: list | None) -> None:
@@ -639,7 +680,8 @@ def _compile(s: _Session, lr: float, fraction: float | None):
         if s.teacher is not None:
             from fer_edge.training.distill import make_distiller
 
-            fit_model = make_distiller(s.model, s.teacher, cfg.kd_temperature, cfg.kd_alpha)
+            fit_model = make_distiller(s.model, s.teacher, cfg.kd_temperature, cfg.kd_alpha,
+                                       s.teacher_projection)
         fit_model.compile(optimizer=_optimizer(s.config["resolved"]["optimizer"], lr, cfg.weight_decay),
                           loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                           metrics=["accuracy"])
@@ -679,21 +721,13 @@ def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list |
 
 
 def _val_history(run: RunDir, start: int, stop: int) -> list[float]:
-    """val_accuracy of epochs start..stop-1 from history.csv (the last row of an epoch written twice: one
-    that a crash interrupted between its history row and its checkpoint, and that the resume redid).
-    Empty if the file lacks any of them (a run without validation, or a damaged history)."""
-    import csv
-
-    if stop <= start or not run.history.is_file():
+    """val_accuracy of epochs start..stop-1 from history.csv (`RunDir.read_history`: an epoch written twice
+    keeps its last row). Empty if the file lacks any of them (a run without validation, or a damaged history)."""
+    if stop <= start:
         return []
-    rows: dict[int, float] = {}
-    try:
-        for row in csv.DictReader(run.history.read_text().splitlines()):
-            rows[int(row["epoch"])] = float(row["val_accuracy"])
-    except (KeyError, ValueError, TypeError):
-        return []
-    wanted = range(start, stop)
-    return [rows[e] for e in wanted] if all(e in rows for e in wanted) else []
+    rows = {int(r["epoch"]): r.get("val_accuracy") for r in run.read_history()}
+    wanted = [rows.get(e) for e in range(start, stop)]
+    return wanted if all(v is not None for v in wanted) else []
 
 
 def _save_progress(s: _Session) -> None:

@@ -20,8 +20,12 @@ def test_evaluate_classes_in_another_order_pair_by_name():
     default = evaluate(model, SAMPLE, split="val")
     shuffled = evaluate(model, SAMPLE, split="val", classes="surprise,sad,neutral,happy,fear,disgust,angry")
     assert shuffled["accuracy"] == default["accuracy"] and shuffled["labels"] == default["labels"]
-    with pytest.raises(UsageError, match="model's outputs"):
-        evaluate(model, SAMPLE, split="val", classes="a=angry,b=disgust,c=fear,d=happy,e=neutral,f=sad,g=surprise")
+    # renamed classes pair with the model's outputs by their FER2013 labels too (labels.class_projection),
+    # never by position: given in reverse order, the same score under the new names
+    renamed = evaluate(model, SAMPLE, split="val", classes="g=surprise,f=sad,e=neutral,d=happy,c=fear,b=disgust,a=angry")
+    assert renamed["accuracy"] == default["accuracy"] and renamed["labels"] == list("gfedcba")
+    with pytest.raises(UsageError, match="unknown class"):
+        evaluate(model, SAMPLE, split="val", classes="a=angry,b=contempt")
 
 
 @pytest.mark.parametrize("args", [
