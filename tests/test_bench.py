@@ -120,3 +120,30 @@ def test_cli_bench_table(bench_dir, tmp_path):
     # the header names this machine's CPU (a hard-coded or missing host line fails here)
     assert "fer-edge bench" in r.output and "❌" in r.output and cpu_model() in r.output
     assert json.loads((tmp_path / "x.json").read_text())["rows"]
+
+
+def test_rounds_give_each_row_the_median_and_the_spread(bench_dir, tmp_path):
+    """--rounds 3: every row times three times over the whole sweep; its p50 is the median of the three,
+    its spread (slowest - fastest) / median; a row that failed stays failed; bad counts are refused."""
+    from fer_edge.bench.rows import merge_rounds
+
+    def row(p50, status="ok", backend="litert"):
+        return BenchRow("m.tflite", "tflite", "int8", backend, status=status, ms_per_img_p50=p50,
+                        ms_per_img_p90=p50 and p50 * 2, latency_ms=p50 and {"p50": p50, "p90": p50 * 2, "n": 30})
+
+    merged = merge_rounds([[row(1.0), row(None, "failed", "onnxruntime")], [row(3.0), row(2.0, backend="onnxruntime")],
+                           [row(2.0), row(2.0, backend="onnxruntime")]])
+    assert merged[0].ms_per_img_p50 == 2.0 and merged[0].p50_rounds == [1.0, 3.0, 2.0]
+    assert merged[0].spread == pytest.approx(1.0) and merged[0].img_per_s == 500.0
+    assert merged[0].latency_ms == {"p50": 2.0, "p90": 4.0, "n": 90} and merged[0].ms_per_img_p90 == 4.0
+    assert merged[1].status == "failed"
+    files = [str(p) for p in sorted(bench_dir.glob("*int8.tflite"))]
+    res = run_bench(files, backend="litert", threads=[1], batches=[1], min_time=0.01, min_runs=3, pipeline=False,
+                    rounds=3, log=lambda *_: None)
+    (r,) = [r for r in res.rows if r.status == "ok"]
+    assert len(r.p50_rounds) == 3 and r.ms_per_img_p50 == pytest.approx(float(np.median(r.p50_rounds)), abs=1e-4)
+    assert r.spread >= 0 and r.latency_ms["n"] >= 9 and res.settings["rounds"] == 3
+    write_csv(res, tmp_path / "r.csv")
+    assert len(next(csv.DictReader((tmp_path / "r.csv").read_text().splitlines()))["p50_rounds"].split(";")) == 3
+    with pytest.raises(UsageError, match="--rounds"):
+        run_bench(files, rounds=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,8 @@ class BenchRow:
     speedup_vs_tf: float | None = None
     efficiency: float | None = None  # achieved MAC/s over this host's measured GEMM peak, same threads and
     # arithmetic (fp32 peak for float rows, int8 peak for int8/dynamic rows)
+    p50_rounds: list | None = None  # ms/img p50 of each round (--rounds): the row's p50 is their median
+    spread: float | None = None  # (slowest - fastest round) / the median: how far this machine's timing wanders
 
     @property
     def icon(self) -> str:
@@ -125,18 +127,24 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
               batches: list[int] = (1, 8, 32), device: str = "cpu", data: str | None = None, split: str = "val",
               limit: int | None = 1000, video: str | None = None, min_time: float = 1.0, min_runs: int = 30,
               pipeline: bool = True, e2e_frames: int = 300, detector_scenes: int = 96, recall_frames: int = 150,
-              log=print) -> BenchResult:
+              rounds: int = 1, log=print) -> BenchResult:
+    """Every model x backend x threads x batch row, then (pipeline) the detector, end-to-end and video
+    rows. `rounds` > 1 times the whole sweep that many times, one round after the other, and gives each
+    row the median of its rounds and their spread: on a shared or throttled machine a slow minute then
+    shows up as spread instead of as one row's speed."""
     if backend not in BACKEND_CHOICES:
         raise unknown("backend", backend, BACKEND_CHOICES)
     if device not in DEVICES:
         raise unknown("device", device, DEVICES)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise UsageError(f"--rounds must be a whole number >= 1, got {rounds}.")
     files = discover(models)
     env = environment()
     peaks = measure_peaks(list(threads))
     env["peak_gmacs"] = peaks
     settings = {"models": [str(f) for f in files], "backend": backend, "threads": list(threads),
                 "batches": list(batches), "device": device, "data": data, "split": split, "limit": limit,
-                "min_time": min_time, "min_runs": min_runs, "input_seed": 0}
+                "min_time": min_time, "min_runs": min_runs, "rounds": rounds, "input_seed": 0}
     result = BenchResult(env, settings)
     ref = _reference_keras(files)
     if ref is not None and ref not in files and backend in ("all", "tensorflow", "keras"):
@@ -151,23 +159,31 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
         env["tensorflow_reference"] = f"Keras/TensorFlow (tf.function) on {ref}"
     eval_sets: dict = {}
     devices = ["cpu", "gpu"] if device == "all" else [device]
-    for f in files:
-        try:
-            fmt = format_for_path(f)
-            names = list(fmt.backends) if backend == "all" else [backend]
-            if backend == "tensorflow" and fmt.name == "keras":
-                names = ["keras"]
-        except FerEdgeError as exc:
-            result.rows.append(BenchRow(str(f), "?", "?", backend, status="failed", reason=str(exc)))
-            continue
-        if fmt.name == "keras" and backend in ("all", "tensorflow"):
-            names = ["keras"]
-        for name in names:
-            if name not in fmt.backends:
+    sweeps: list[list[BenchRow]] = []
+    for r in range(rounds):
+        if rounds > 1:
+            log(f"round {r + 1} of {rounds}")
+        sweep: list[BenchRow] = []
+        for f in files:
+            try:
+                fmt = format_for_path(f)
+                names = list(fmt.backends) if backend == "all" else [backend]
+                if backend == "tensorflow" and fmt.name == "keras":
+                    names = ["keras"]
+            except FerEdgeError as exc:
+                sweep.append(BenchRow(str(f), "?", "?", backend, status="failed", reason=str(exc)))
                 continue
-            for dev in devices:
-                result.rows += _bench_artifact(f, name, dev, threads, batches, data, split, limit, min_time, min_runs,
-                                               eval_sets, log)
+            if fmt.name == "keras" and backend in ("all", "tensorflow"):
+                names = ["keras"]
+            for name in names:
+                if name not in fmt.backends:
+                    continue
+                for dev in devices:
+                    # accuracy once, in the first round: the same file gives the same answers
+                    sweep += _bench_artifact(f, name, dev, threads, batches, data if r == 0 else None, split, limit,
+                                             min_time, min_runs, eval_sets, log)
+        sweeps.append(sweep)
+    result.rows = merge_rounds(sweeps)
     _ratios(result.rows, peaks)
     if pipeline:
         try:
@@ -187,6 +203,39 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
     if not models:
         result.precision = _precision_choices(threads)
     return result
+
+
+def merge_rounds(sweeps: list[list[BenchRow]]) -> list[BenchRow]:
+    """One row per (file, backend, device, threads, batch) from several rounds of the same sweep: the first
+    round's row (its accuracy, load time, failure) with the median of the rounds' ms/img p50 and p90
+    (and of each batch-latency percentile; n summed), the per-round p50s and their spread. A row that failed in any round stays failed."""
+    if len(sweeps) == 1:
+        return sweeps[0]
+    first = sweeps[0]
+
+    def key(row: BenchRow) -> tuple:
+        return row.file, row.backend, row.device, row.threads, row.batch
+
+    later = [{key(row): row for row in sweep} for sweep in sweeps[1:]]
+    merged = []
+    for row in first:
+        rounds = [row] + [m[key(row)] for m in later if key(row) in m]
+        failed = next((x for x in rounds if x.status == "failed"), None)
+        if failed is not None or row.ms_per_img_p50 is None:
+            merged.append(failed or row)
+            continue
+        p50s = [x.ms_per_img_p50 for x in rounds]
+        med = float(np.median(p50s))
+        lat = {k: (sum(x.latency_ms[k] for x in rounds) if k == "n" else
+                   round(float(np.median([x.latency_ms[k] for x in rounds])), 4))
+               for k in row.latency_ms if all(x.latency_ms and k in x.latency_ms for x in rounds)}
+        out = replace(row, latency_ms=lat, ms_per_img_p50=round(med, 4),
+                      ms_per_img_p90=round(float(np.median([x.ms_per_img_p90 for x in rounds])), 4),
+                      img_per_s=round(1000 / med, 1) if med > 0 else None, p50_rounds=p50s,
+                      spread=round((max(p50s) - min(p50s)) / med, 4) if med > 0 else None,
+                      rss_mb=max(x.rss_mb or 0 for x in rounds) or None)
+        merged.append(out)
+    return merged
 
 
 def _precision_choices(threads) -> dict:

@@ -24,6 +24,8 @@ def write_csv(result: BenchResult, path: str | Path) -> None:
             d = asdict(r)
             lat = d.pop("latency_ms") or {}
             d.update({"lat_p50": lat.get("p50"), "lat_p90": lat.get("p90"), "lat_p99": lat.get("p99"), "lat_n": lat.get("n")})
+            if d.get("p50_rounds"):
+                d["p50_rounds"] = ";".join(str(v) for v in d["p50_rounds"])
             w.writerow(d)
 
 

@@ -37,8 +37,9 @@ def render(result) -> None:
     c.print(f"[bold]gpu[/]: {escape(str(e['gpu']['summary']))} | GEMM peak GMAC/s ({peaks}; eff. = a row's MAC/s "
             f"over the peak of its arithmetic) | reference: {escape(str(e.get('tensorflow_reference')))}")
     t = Table(title="fer-edge bench")
+    rounds = any(r.spread is not None for r in result.rows)
     cols = ("Format", "Backend", "Quant", "Thr", "Batch", "Status", "Size KB", "Acc", "ms/img p50", "p90", "img/s",
-            "vs TF", "eff.")
+            "vs TF", "eff.") + (("spread",) if rounds else ())
     for col in cols:
         t.add_column(col, justify="left" if col in ("Format", "Backend", "Quant", "Status") else "right")
 
@@ -50,8 +51,11 @@ def render(result) -> None:
         t.add_row(safe(r.format), backend, safe(r.quantization), str(r.threads), str(r.batch),
                   r.icon + (f" {safe(r.reason[:60])}" if r.reason else ""), f(r.size_kb, ".1f"), f(r.accuracy, ".4f"),
                   f(r.ms_per_img_p50, ".3f"), f(r.ms_per_img_p90, ".3f"), f(r.img_per_s, ",.0f"),
-                  f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"))
+                  f(r.speedup_vs_tf, ".1f", "x"), f(r.efficiency, ".1%"), *((f(r.spread, ".0%"),) if rounds else ()))
     c.print(t)
+    if rounds:
+        c.print(f"ms/img: the median of {result.settings.get('rounds')} rounds of the whole sweep; spread = (slowest - "
+                "fastest round) / median, how much this machine's timing wandered during the run")
     if result.detector:
         d = Table(title="face detector profiles: composited real faces with known boxes, 640x480 (fer_edge.detect_bench)")
         for col in ("profile", "ms p50", "recall", "recall >= 60 px", "false pos./frame", "faces", "what"):
@@ -109,6 +113,8 @@ def bench_cmd(
     video: Optional[str] = typer.Option(None, "--video", help="Video for the end-to-end row (default: generated)."),
     min_time: float = typer.Option(1.0, "--min-time", min=0.0, help="Seconds of timed runs per row (at least --min-runs)."),
     min_runs: int = typer.Option(30, "--min-runs", min=1),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Time the whole sweep N times; each row gives the median "
+                               "of its rounds and their spread (for shared or throttled machines)."),
     no_pipeline: bool = typer.Option(False, "--no-pipeline", help="Skip detector and end-to-end rows."),
     frames: int = typer.Option(300, "--frames", min=1, help="Frames for the end-to-end row."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write every field as JSON."),
@@ -123,7 +129,7 @@ def bench_cmd(
                   option="--json/--csv/--plot")
     result = run_bench(models, backend=backend, threads=_ints(threads, "threads"), batches=_ints(batch, "batch"),
                        device=device, data=data, split=split, limit=limit or None, video=video, min_time=min_time,
-                       min_runs=min_runs, pipeline=not no_pipeline, e2e_frames=frames,
+                       min_runs=min_runs, pipeline=not no_pipeline, e2e_frames=frames, rounds=rounds,
                        log=lambda m: console(stderr=True).print(m, markup=False, highlight=False))
     render(result)
     if json_file:
