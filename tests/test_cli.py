@@ -54,6 +54,22 @@ def test_predict_cli_on_astronaut(astronaut, tmp_path):
     assert out.shape == (512, 512, 3)
 
 
+def test_predict_and_cam_in_fewer_classes(astronaut, tmp_path):
+    """--classes 2 on the bundled 7-class model: every face answered in angry/happy, in predict's JSON and in
+    cam's JSONL; a class the data has no name for exits 2 in one line."""
+    r = run_cli("predict", str(astronaut), "--json", "--classes", "2")
+    assert r.returncode == 0, r.stderr
+    (face,) = json.loads(r.stdout)[0]["faces"]
+    assert set(face["scores"]) == {"angry", "happy"} and face["label"] in ("angry", "happy")
+    r = run_cli("cam", "--source", "demo", "--no-display", "--max-frames", "6", "--classes", "4",
+                "--jsonl", str(tmp_path / "e.jsonl"))
+    assert r.returncode == 0, r.stderr
+    labels = {f["label"] for line in (tmp_path / "e.jsonl").read_text().splitlines() for f in json.loads(line)["faces"]}
+    assert labels and labels <= {"happy", "sad", "surprise", "neutral"}
+    r = run_cli("predict", str(astronaut), "--classes", "happy,smug")
+    assert r.returncode == 2 and "unknown class 'smug'" in r.stderr and "Traceback" not in r.stderr
+
+
 def cv2_read(p):
     import cv2
 

@@ -40,6 +40,27 @@ def test_bundled_model_on_astronaut(rec, astronaut):
     assert all(isinstance(v, int) for v in d["box"]) and all(isinstance(v, float) for v in d["scores"].values())
 
 
+def test_recognizer_answers_in_fewer_classes(rec, astronaut):
+    """classes="happy,angry": the bundled 7-class model's two probabilities, renormalised, in that order;
+    a merged class sums its members, and its CAM is its most probable member's; an unknown class is
+    refused in one line, before any frame (what a model cannot give: tests/test_distill.py)."""
+    img = cv2.imread(str(astronaut))
+    full = rec.predict(img)[0].scores
+    two = EmotionRecognizer(classes="happy,angry")
+    r = two.predict(img)[0]
+    assert two.labels == ["happy", "angry"] and list(r.scores) == ["happy", "angry"]
+    z = full["happy"] + full["angry"]
+    assert r.scores["happy"] == pytest.approx(full["happy"] / z, abs=1e-4) and r.label == max(r.scores, key=r.scores.get)
+    merged = EmotionRecognizer(classes="glad=happy+surprise,other=angry+disgust+fear+neutral+sad", explain=True)
+    m = merged.predict(img)[0]
+    # an int8 file's 7 probabilities sum to 1 only within its 1/256 steps: the merge renormalises them
+    assert m.scores["glad"] == pytest.approx((full["happy"] + full["surprise"]) / sum(full.values()), abs=1e-4)
+    assert m.cam is not None
+    assert len(merged.classify([img[50:180, 170:280]])[0]) == 2
+    with pytest.raises(UsageError, match="unknown class"):
+        EmotionRecognizer(classes="happy,smug")
+
+
 def test_every_input_kind(rec, astronaut):
     bgr = cv2.imread(str(astronaut))
     ref = rec.predict(bgr)[0]

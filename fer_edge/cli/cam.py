@@ -35,6 +35,9 @@ def cam_cmd(
     detector: str = typer.Option(CAM_DEFAULTS["detector_config"], "--detector", help="Face-detector profile: cam (>= 99 % "
                                  "frame recall on one-face videos, faces >= 60 px) | fast (cheaper, misses small faces) "
                                  "| accurate (slow; still images)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Answer in fewer classes: 4 (happy, sad, surprise, "
+                                          "neutral), 2 (angry, happy), a list or merges; the model's probabilities "
+                                          "of those classes, renormalised."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output/--jsonl files that already exist."),
 ):
     """Run live on a camera or a video; q/Esc quits, Ctrl-C closes the output cleanly."""
@@ -65,7 +68,7 @@ def cam_cmd(
 
             source = str(make_demo_video(f"{tmp}/demo.mp4", demo_faces(), frames=max_frames or 300))
         rec = EmotionRecognizer(model, backend=backend, threads=threads, smoothing=smoothing, detect_every=detect_every,
-                                precision=precision, detector_config=detector, explain=explain)
+                                precision=precision, detector_config=detector, explain=explain, classes=classes)
         from fer_edge.runtime.cam import draw_cams
 
         overlay = draw_cams if explain else None

@@ -27,6 +27,9 @@ def predict_cmd(
                                   "CPU, measured once and cached) | int8 | fp32."),
     detector: str = typer.Option("accurate", "--detector", help="Face-detector profile: accurate | cam | fast "
                                  "(fer-edge bench prints each one's recall and speed)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Answer in fewer classes: 4 (happy, sad, surprise, "
+                                          "neutral), 2 (angry, happy), a list or merges; the model's probabilities "
+                                          "of those classes, renormalised."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace annotated images that already exist."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any image could not be read (the others are "
                                 "still processed); without it, only a run where every image failed is an error."),
@@ -40,7 +43,7 @@ def predict_cmd(
 
         raise UsageError(f"--margin must be between 0 and 1, got {margin}.")
     rec = EmotionRecognizer(model, backend=backend, threads=threads, margin=margin, precision=precision,
-                            detector_config=detector, explain=explain)
+                            detector_config=detector, explain=explain, classes=classes)
 
     from fer_edge.runtime.cam import draw_cams
 

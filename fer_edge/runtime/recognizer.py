@@ -103,9 +103,14 @@ class EmotionRecognizer:
     def __init__(self, model: str | Path | Backend | None = None, detector: FaceDetector | None = None,
                  backend: str | None = None, threads: int | None = None, smoothing: float | None = None,
                  margin: float | None = None, detect_every: int = 1, detector_config: DetectorConfig | str | None = None,
-                 precision: str = "auto", explain: bool = False):
+                 precision: str = "auto", explain: bool = False, classes: str | None = None):
         """`explain=True`: every FaceResult also carries its class activation map (`cam`, 0..1), from the
-        file's CAM output (see runtime.cam); a file exported without one is refused here, not per frame."""
+        file's CAM output (see runtime.cam); a file exported without one is refused here, not per frame.
+
+        `classes` ("4", "2", "happy,angry", merges): read the model as a classifier of those classes, its
+        probabilities of the kept classes renormalised (`labels.class_projection`); a 7-class model then
+        answers the study's 4- or 2-class question without another file. Faces of a dropped class still
+        get the nearest kept one."""
         from fer_edge.runtime.precision import PRECISIONS, choose
 
         if precision not in PRECISIONS:
@@ -125,6 +130,16 @@ class EmotionRecognizer:
             self.precision_note = choice.describe()
             self.backend = load_backend(choice.path, backend=backend, threads=threads)
         self.spec = self.backend.spec
+        self._labels, self._projection = list(self.spec.labels), None
+        if classes:
+            from fer_edge.labels import class_projection, parse_classes
+
+            wanted = parse_classes(classes)
+            try:
+                self._projection = class_projection(self.spec.class_map_obj(), wanted)
+            except UsageError as exc:
+                raise UsageError(f"--classes {classes}: {exc}") from None
+            self._labels = list(wanted.labels)
         self.detector = detector or HaarFaceDetector(detector_config)
         self.margin = self.spec.crop_margin if margin is None else margin
         if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) \
@@ -149,7 +164,15 @@ class EmotionRecognizer:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.spec.labels)
+        """The classes this recognizer answers in (the model's, or those of `classes`)."""
+        return list(self._labels)
+
+    def _project(self, probs: np.ndarray) -> np.ndarray:
+        """The model's probabilities -> this recognizer's classes (identity without `classes`)."""
+        if self._projection is None:
+            return probs
+        out = probs.astype(np.float32) @ self._projection
+        return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
 
     def classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
         """Face crops (any size/colour) -> (N, K) probabilities in one inference call."""
@@ -159,8 +182,8 @@ class EmotionRecognizer:
     def _classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
         batch = self._batch(faces, rgb)
         if len(batch) == 0:
-            return np.zeros((0, self.spec.num_classes), np.float32)
-        return self.backend.predict(batch)
+            return np.zeros((0, len(self._labels)), np.float32)
+        return self._project(self.backend.predict(batch))
 
     def _batch(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
         try:
@@ -222,14 +245,17 @@ class EmotionRecognizer:
         batch = self.face_batch(gray, boxes)
         cams = None
         if not len(batch):
-            probs = np.zeros((0, self.spec.num_classes), np.float32)
+            probs = np.zeros((0, len(self._labels)), np.float32)
         elif self.explain:
             from fer_edge.runtime.cam import cam_maps
 
-            probs, features = self.backend.run(batch)[:2]
-            cams = cam_maps(features, self._cam_weights, probs.argmax(1))
+            raw, features = self.backend.run(batch)[:2]
+            probs = self._project(raw)
+            # the map of the answer's own model class; for a merged class, of its most probable member
+            members = raw if self._projection is None else raw * self._projection[:, probs.argmax(1)].T
+            cams = cam_maps(features, self._cam_weights, members.argmax(1))
         else:
-            probs = self.backend.predict(batch)
+            probs = self._project(self.backend.predict(batch))
         t2 = time.perf_counter()
         self.timings = {"detect_ms": (t1 - t0) * 1e3, "classify_ms": (t2 - t1) * 1e3}
         results = []
@@ -241,7 +267,7 @@ class EmotionRecognizer:
             if tracks is not None:
                 tid = tracks[i].id
             k = int(np.argmax(p))
-            results.append(FaceResult(tuple(int(v) for v in box), self.spec.labels[k], float(p[k]),
-                                      {lab: float(v) for lab, v in zip(self.spec.labels, p)}, tid,
+            results.append(FaceResult(tuple(int(v) for v in box), self._labels[k], float(p[k]),
+                                      {lab: float(v) for lab, v in zip(self._labels, p)}, tid,
                                       cams[i] if cams is not None else None))
         return results
