@@ -137,8 +137,9 @@ def class_projection(source: ClassMap, target: ClassMap) -> np.ndarray | None:
         if targets == {-1}:
             continue  # a class the target drops
         if len(targets) > 1:
-            raise UsageError(f"the model's class '{name}' ({'+'.join(group)}) feeds more than one of "
-                             f"{target.describe()}; use a model that keeps them apart.")
+            raise UsageError(f"the model's class '{name}' ({'+'.join(group)}) cannot be split: its labels go to "
+                             f"more than one of {target.describe()}, or some of them nowhere; use a model that "
+                             "keeps them apart.")
         proj[i, targets.pop()] = 1.0
         covered.update(group)
     lacking = [src for group in target.groups for src in group if src not in covered]

@@ -207,8 +207,9 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
 
 def merge_rounds(sweeps: list[list[BenchRow]]) -> list[BenchRow]:
     """One row per (file, backend, device, threads, batch) from several rounds of the same sweep: the first
-    round's row (its accuracy, load time, failure) with the median of the rounds' ms/img p50 and p90
-    (and of each batch-latency percentile; n summed), the per-round p50s and their spread. A row that failed in any round stays failed."""
+    round's row (its accuracy, load time) with the median of the rounds' ms/img p50 and p90 (and of each
+    batch-latency percentile; n summed), the per-round p50s and their spread. A row that failed in any
+    round is that failure."""
     if len(sweeps) == 1:
         return sweeps[0]
     first = sweeps[0]
