@@ -18,3 +18,19 @@ def time_calls(fn, *, warmup: int = 5, min_runs: int = 30, min_time: float = 1.0
         elapsed = time.perf_counter() - t_start
         if (len(samples) >= min_runs and elapsed >= min_time) or elapsed >= max_time:
             return samples
+
+
+def time_interleaved(fns: dict, *, warmup: int = 5, min_runs: int = 30) -> dict[str, list[float]]:
+    """Time several functions in turns (a, b, a, b, ...) -> each one's samples in ms. Used where two
+    candidates are compared (`--precision auto`): on a shared or throttled CPU a slow spell then slows
+    both alike, where timing one after the other can hand it to one of them and flip the choice."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(min_runs):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - t) * 1e3)
+    return samples

@@ -175,6 +175,18 @@ def test_precision_choice(tmp_path, monkeypatch):
         choose(files, "onnxruntime", "int9")
 
 
+def test_candidates_are_timed_in_turns():
+    """time_interleaved calls a, b, a, b, ...: a slow spell of the machine falls on both candidates alike
+    (timed one after the other, the whole spell could fall on one of them and flip --precision auto)."""
+    from fer_edge.timing import time_interleaved
+
+    calls: list[str] = []
+    got = time_interleaved({"int8": lambda: calls.append("int8"), "fp32": lambda: calls.append("fp32")},
+                           warmup=2, min_runs=4)
+    assert calls[4:] == ["int8", "fp32"] * 4 and [len(v) for v in got.values()] == [4, 4]
+    assert all(t >= 0 for v in got.values() for t in v)
+
+
 def test_cli_precision_and_detector_options(astronaut):
     from typer.testing import CliRunner
 

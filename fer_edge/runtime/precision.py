@@ -56,11 +56,16 @@ def _key(backend: str, files: dict[str, Path], threads: int | None) -> str:
     return h.hexdigest()[:20]
 
 
-def _time_ms(backend, n: int = 40) -> float:
-    x = np.random.default_rng(0).integers(0, 256, (1, *backend.spec.input_shape), dtype=np.uint8)
-    from fer_edge.timing import time_calls
+def _time_ms(backends: dict, n: int = 40) -> dict[str, float]:
+    """precision -> median ms per face at batch 1, the candidates timed in turns (`timing.time_interleaved`)."""
+    from fer_edge.timing import time_interleaved
 
-    return float(np.median(time_calls(lambda: backend.predict(x), warmup=5, min_runs=n, min_time=0.0)))
+    def call(b):
+        x = np.random.default_rng(0).integers(0, 256, (1, *b.spec.input_shape), dtype=np.uint8)
+        return lambda: b.predict(x)
+
+    samples = time_interleaved({p: call(b) for p, b in backends.items()}, warmup=5, min_runs=n)
+    return {p: float(np.median(v)) for p, v in samples.items()}
 
 
 def choose(files: dict[str, Path], backend: str | None, precision: str = "auto", threads: int | None = None,
@@ -88,9 +93,8 @@ def choose(files: dict[str, Path], backend: str | None, precision: str = "auto",
     if isinstance(saved.get(key), dict) and saved[key].get("precision") in files:
         hit = saved[key]
         return Choice(hit["precision"], files[hit["precision"]], hit["reason"] + ", cached", hit.get("ms", {}))
-    ms = {}
-    for p, path in files.items():
-        ms[p] = round(_time_ms(load_backend(path, backend=backend, threads=threads)), 4)
+    loaded = {p: load_backend(path, backend=backend, threads=threads) for p, path in files.items()}
+    ms = {p: round(v, 4) for p, v in _time_ms(loaded).items()}
     best = min(ms, key=ms.get)
     other = ", ".join(f"{p} {v:.3f} ms" for p, v in sorted(ms.items(), key=lambda kv: kv[1]))
     reason = f"fastest on this CPU: {other} per face"
