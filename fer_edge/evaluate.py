@@ -70,9 +70,9 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
     probs = predict_all(b, x)
     labels = list(spec.labels)
     if projection is not None:
-        probs = probs.astype(np.float64) @ projection
-        probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
-        labels = list(cm.labels)
+        from fer_edge.labels import project_probs
+
+        probs, labels = project_probs(probs, projection), list(cm.labels)
     rep = classification_report(y, probs, labels)
     source = {"val": splits.val_source, "test": splits.test_source, "train": "Training",
               "holdout": splits.holdout_source}[split]

@@ -147,3 +147,10 @@ def class_projection(source: ClassMap, target: ClassMap) -> np.ndarray | None:
         raise UsageError(f"the model has no class for {', '.join(lacking)}; it predicts {source.describe()}. "
                          "Use a model trained on those classes too.")
     return proj
+
+
+def project_probs(probs: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """(N, source classes) probabilities -> (N, target classes) through `class_projection`'s matrix,
+    renormalised (in float64; an int8 file's probabilities sum to 1 only within its 1/256 steps)."""
+    out = probs.astype(np.float64) @ projection
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)

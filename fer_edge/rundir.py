@@ -187,6 +187,21 @@ def spec_file_beside(model: str | os.PathLike) -> Path | None:
     return None
 
 
+def read_spec_beside(model: str | os.PathLike):
+    """The spec beside a .keras model (`spec_file_beside`), read as untrusted metadata: a ModelSpec, None when
+    there is none, ModelError when it is there but damaged or invalid."""
+    from fer_edge.spec import ModelSpec
+
+    spec_file = spec_file_beside(model)
+    if spec_file is None:
+        return None
+    try:
+        text = spec_file.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{spec_file}: cannot read it ({exc.__class__.__name__}).") from None
+    return ModelSpec.from_json(text, where=str(spec_file))
+
+
 def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) -> bool:
     """True only when this model, and every model its weights or soft targets came from (`train --init`,
     `--teacher`, followed back), trained without the gate hold-out. Why follow them: a warm start from a

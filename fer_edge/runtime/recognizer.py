@@ -171,8 +171,9 @@ class EmotionRecognizer:
         """The model's probabilities -> this recognizer's classes (identity without `classes`)."""
         if self._projection is None:
             return probs
-        out = probs.astype(np.float32) @ self._projection
-        return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+        from fer_edge.labels import project_probs
+
+        return project_probs(probs, self._projection).astype(np.float32)
 
     def classify(self, faces: list[np.ndarray], rgb: bool = False) -> np.ndarray:
         """Face crops (any size/colour) -> (N, K) probabilities in one inference call."""

@@ -29,8 +29,7 @@ def load_teacher(source: str | Path, input_shape: tuple, class_map: ClassMap):
     bounded and checked against its output layer; a teacher without a spec must predict exactly the
     student's classes, in the student's order, as nothing says otherwise."""
     from fer_edge.errors import ModelError
-    from fer_edge.rundir import spec_file_beside
-    from fer_edge.spec import ModelSpec
+    from fer_edge.rundir import read_spec_beside, spec_file_beside
     from fer_edge.training.load import load_model_option
 
     teacher, path = load_model_option(source, "--teacher")
@@ -39,16 +38,17 @@ def load_teacher(source: str | Path, input_shape: tuple, class_map: ClassMap):
     if got_in != want_in:
         raise UsageError(f"--teacher {path}: takes {got_in}; the student takes {want_in}. Use a teacher trained on "
                          "the same input size.")
-    spec_file = spec_file_beside(path)
+    try:
+        spec = read_spec_beside(path)
+        teacher_map = spec.class_map_obj() if spec is not None else None
+    except (ModelError, UsageError) as exc:
+        raise UsageError(f"--teacher {path}: {exc}") from None
     projection = None
-    if spec_file is not None:
-        try:
-            teacher_map = ModelSpec.from_json(spec_file.read_bytes(), str(spec_file)).class_map_obj()
-        except (ModelError, UsageError) as exc:
-            raise UsageError(f"--teacher {path}: {exc}") from None
+    if teacher_map is not None:
         if teacher_map.num_classes != got_out:
-            raise UsageError(f"--teacher {path}: its spec ({spec_file.name}) names {teacher_map.num_classes} classes "
-                             f"but the model predicts {got_out}; the spec does not belong to this model.")
+            raise UsageError(f"--teacher {path}: its spec ({spec_file_beside(path).name}) names "
+                             f"{teacher_map.num_classes} classes but the model predicts {got_out}; the spec does not "
+                             "belong to this model.")
         try:
             projection = class_projection(teacher_map, class_map)
         except UsageError as exc:

@@ -38,11 +38,11 @@ def load_keras_model(path: Path):
 
 def keras_spec(path: Path, model=None) -> ModelSpec:
     """<stem>.spec.json or spec.json beside the model (written by `fer-edge train`)."""
-    from fer_edge.rundir import spec_file_beside
+    from fer_edge.rundir import read_spec_beside
 
-    spec_file = spec_file_beside(path)
-    if spec_file is not None:
-        return ModelSpec.from_json(spec_file.read_text(), where=str(spec_file))
+    spec = read_spec_beside(path)
+    if spec is not None:
+        return spec
     raise ModelError(f"{path}: no spec.json beside it (written by `fer-edge train`); "
                      "cannot know its labels. Pass --classes to say which classes it predicts.")
 

@@ -225,22 +225,24 @@ def warm_start(model, source: str | os.PathLike, log=print, class_map: ClassMap 
 
 def _classifier_columns(path, class_map: ClassMap) -> tuple[tuple[str, ...], list[int]] | None:
     """(the source's class names, the index of each student class among them) when the source's spec
-    names its classes and every student class is exactly one of them; else None (a merged class has no
-    single column to copy)."""
+    names its classes and each student class is exactly one of them (`labels.class_projection` with one
+    source class per column); else None: no spec, a damaged one, or a merged class, which has no single
+    column to copy."""
     from fer_edge.errors import ModelError
-    from fer_edge.rundir import spec_file_beside
+    from fer_edge.labels import class_projection
+    from fer_edge.rundir import read_spec_beside
 
-    spec_file = spec_file_beside(path)
-    if spec_file is None:
-        return None
     try:
-        src_map = ModelSpec.from_json(spec_file.read_bytes(), str(spec_file)).class_map_obj()
+        spec = read_spec_beside(path)
+        if spec is None:
+            return None
+        src_map = spec.class_map_obj()
+        proj = class_projection(src_map, class_map)
     except (ModelError, UsageError):
         return None
-    groups = {g: i for i, g in enumerate(src_map.groups)}
-    if not all(g in groups for g in class_map.groups):
+    if proj is None or not np.all(proj.sum(axis=0) == 1):
         return None
-    return src_map.labels, [groups[g] for g in class_map.groups]
+    return src_map.labels, [int(i) for i in proj.argmax(axis=0)]
 
 
 def _is_classifier_of(weights: list, theirs: list, n_source: int, n_student: int) -> bool:
@@ -409,7 +411,7 @@ class _Session:
     t0: float = 0.0
     model: Any = None
     teacher: Any = None
-    teacher_projection: Any = None  # teacher classes -> student classes (distill.teacher_projection)
+    teacher_projection: Any = None  # teacher classes -> student classes (labels.class_projection)
     policy: str = "float32"  # Keras dtype policy while training (training.mixed_precision)
     twin: Any = None  # the float32, uncompiled twin of the model that model.keras is written from
     status: str = "finished"
