@@ -147,3 +147,12 @@ def test_runtime_folder_never_imports_tensorflow_or_keras():
                           if n.startswith(("fer_edge.training", "fer_edge.export", "fer_edge.bench", "fer_edge.cli",
                                            "fer_edge.explain", "fer_edge.detect_bench"))]
     assert not offenders, offenders
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path):
+    """`train --resume RUN --epochs 50` would silently keep the run's own epochs: refused, one line, exit 2
+    (before any run is read). --max-minutes is what a resume accepts."""
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path), "--epochs", "50", "--lr", "0.1"])
+    assert r.exit_code == 2 and "--epochs, --lr" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path), "--max-minutes", "5"])
+    assert r.exit_code == 2 and "not a run directory" in r.output, r.output

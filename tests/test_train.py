@@ -96,6 +96,56 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     assert state["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 3)), rel=1e-4)
 
 
+def test_time_budget_stops_finished_and_resumable(tmp_path, sample_data, cache_dir):
+    """A run that stops on --max-minutes is finished (metrics, plots) yet keeps its resume point;
+    `--resume` goes on for more minutes, or without a budget to its --epochs, then drops the resume point."""
+    cfg = TrainConfig(data=str(sample_data), arch="sequential", epochs=3, batch_size=32, out=str(tmp_path),
+                      cache_dir=str(cache_dir), augment=False, max_minutes=1e-5)
+    logs: list[str] = []
+    run = train(cfg, log=logs.append)
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 1 and state["budget_reached"]
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert json.loads((run / "metrics.json").read_text())["budget_reached"]
+    assert (run / "last.keras").is_file()
+    assert any("--max-minutes M" in m for m in logs), logs
+
+    spent = state["train_seconds"] / 60
+    assert train(TrainConfig(data=str(sample_data)), resume=run, more_minutes=1e-5, log=lambda *_: None) == run
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 2 and state["budget_reached"] and (run / "last.keras").is_file()
+    tc = json.loads((run / "config.json").read_text())["train_config"]
+    assert tc["max_minutes"] == pytest.approx(spent + 1e-5, abs=1e-3)  # a total: a later resume keeps it
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+
+    logs.clear()
+    train(TrainConfig(data=str(sample_data)), resume=run, log=logs.append)  # no budget now: to epoch 3
+    assert any("without a time budget" in m for m in logs), logs
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 3 and not state["budget_reached"]
+    assert not (run / "last.keras").exists()
+    rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["epochs_run"] == 3 and not m["budget_reached"] and len(m["epoch_seconds"]) == 3
+    logs.clear()
+    train(TrainConfig(data=str(sample_data)), resume=run, more_minutes=5, log=logs.append)
+    assert any("nothing to resume" in m for m in logs), logs
+
+
+def test_budget_stop_without_resume_point_is_a_usage_error(tmp_path, sample_data, cache_dir):
+    from fer_edge.errors import UsageError
+
+    cfg = TrainConfig(data=str(sample_data), arch="sequential", epochs=2, batch_size=32, out=str(tmp_path),
+                      cache_dir=str(cache_dir), augment=False, max_minutes=1e-5)
+    run = train(cfg, log=lambda *_: None)
+    (run / "last.keras").unlink()  # as older fer-edge left such a run
+    with pytest.raises(UsageError, match="--init"):
+        train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None)
+    with pytest.raises(UsageError, match="positive"):
+        train(TrainConfig(data=str(sample_data)), resume=run, more_minutes=0, log=lambda *_: None)
+
+
 def test_leaderboard_marks_unfinished(tmp_path):
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "config.json").write_text(json.dumps({"status": "interrupted", "train_config": {"arch": "vgg"}}))

@@ -21,6 +21,7 @@ def _mp_help() -> str:
 @app.command("train")
 @handle_errors
 def train_cmd(
+    ctx: typer.Context,
     data: str = typer.Option(DEFAULT_DATA, "--data", help="FER2013: Kaggle folder (train/, test/) or fer2013.csv."),
     arch: str = typer.Option("edgenet", "--arch", help="Architecture, comma list, or 'all' (see `fer-edge models`)."),
     classes: str = typer.Option("7", "--classes", help="7 | 4 | 2 | happy,angry | 'neg=angry+sad,happy'."),
@@ -39,14 +40,17 @@ def train_cmd(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="plateau | cosine (default: the arch's)."),
     patience: int = typer.Option(10, "--patience", help="EarlyStopping patience (epochs)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Use a stratified subsample of N training images."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-time budget per architecture."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-time budget per architecture; "
+                                                "with --resume, for this continuation."),
     mix: str = typer.Option("none", "--mix", help="Batch mixing: none | mixup | cutmix."),
     mix_alpha: float = typer.Option(0.2, "--mix-alpha", min=0.01, help="Beta(alpha, alpha) for --mix."),
     erasing: float = typer.Option(0.0, "--erasing", min=0.0, max=1.0, help="Random Erasing probability."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay", min=0.0, help="Decoupled weight decay (adamw, sgd)."),
     init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run directory or .keras model (layers matched by name)."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable files / bad rows instead of skipping."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory, or one that "
+                                         "stopped on its --max-minutes budget (with its own options; only "
+                                         "--max-minutes may be given)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras model "
                                           "(its soft targets on each augmented batch; never saved with the student). A teacher "
                                           "with a spec may know more classes than --classes (a 7-class model teaching 4)."),
@@ -58,6 +62,8 @@ def train_cmd(
     mixed_precision: str = typer.Option("off", "--mixed-precision", help=_mp_help()),
 ):
     """Train on FER2013 and write a complete run directory (printed last)."""
+    if resume:
+        _only_budget_with_resume(ctx)  # before Keras loads
     from fer_edge.keras_backends import select_backend
 
     select_backend(backend)  # before anything imports Keras: Keras reads its backend once
@@ -66,7 +72,7 @@ def train_cmd(
     from fer_edge.training.train import TrainConfig, train, validate_config, write_leaderboard
 
     if resume:
-        run = train(TrainConfig(data=data), resume=resume)
+        run = train(TrainConfig(data=data), resume=resume, more_minutes=max_minutes)
         typer.echo(str(run))
         return _exit_for([run])
     parse_classes(classes)
@@ -91,6 +97,25 @@ def train_cmd(
     for r in runs:
         typer.echo(str(r))
     _exit_for(runs)
+
+
+#: what `train --resume` accepts besides the run: the run's saved options are the ones it goes on with
+_RESUME_OPTIONS = ("resume", "max_minutes", "backend")
+
+
+def _only_budget_with_resume(ctx: typer.Context) -> None:
+    """A resumed run continues with the options it was started with; an option given beside --resume
+    would be silently ignored, so it is refused instead."""
+    from fer_edge.errors import UsageError
+
+    # by name: typer may vendor its own click, whose ParameterSource is another enum
+    given = [p for p in ctx.command.params if p.name not in _RESUME_OPTIONS
+             and getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
+    if given:
+        names = ", ".join(p.opts[0] for p in given)
+        raise UsageError(f"--resume continues a run with its own options; {names} cannot change them "
+                         "(only --max-minutes can: this continuation's budget). Start a new run, or "
+                         "--init one from it.")
 
 
 def _exit_for(runs) -> None:

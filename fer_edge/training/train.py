@@ -419,16 +419,18 @@ class _Session:
 
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: list[str] | None = None,
-          log=print, callbacks: list | None = None) -> Path:
+          log=print, callbacks: list | None = None, more_minutes: float | None = None) -> Path:
     """Train one architecture; returns the run directory (complete, or marked interrupted).
 
     Runs on the Keras backend of this process (`training.backend.select_backend`, set by the CLI's
     --backend or $KERAS_BACKEND): TensorFlow, JAX or PyTorch, with the same run directory.
     Options are checked and the data loaded before a new run directory exists, so a bad option or data
-    set leaves nothing behind; a Ctrl-C (KeyboardInterrupt) during the fit leaves a resumable run."""
+    set leaves nothing behind; a Ctrl-C (KeyboardInterrupt) during the fit leaves a resumable run.
+    `more_minutes` (with `resume`): this continuation's wall-time budget. A run that stopped on its time
+    budget is finished (metrics, plots) yet keeps its resume point, so that slices of training spread
+    over several sessions or machines add up to one run (`_continue_budget`)."""
     s = _reopen(cfg, resume, log)
-    if s.saved.get("status") == "finished":
-        log(f"{s.run.path} already finished; nothing to resume.")
+    if resume is not None and not _continue_budget(s, more_minutes):
         return s.run.path
     _settle_options(s)
     _load_data(s)
@@ -475,6 +477,36 @@ def _reopen(cfg: TrainConfig, resume, log) -> _Session:
     s.cfg = _absolute(s.cfg, _started_from(s.run.path, s.cfg.out))
     state.update(s.run.read_state())
     return s
+
+
+def _continue_budget(s: _Session, more_minutes: float | None) -> bool:
+    """Whether a resumed run has epochs left to train, and its budget for them. An interrupted run goes
+    on under its own total budget, or `more_minutes` beyond the time it has trained so far. A run that
+    finished on its time budget goes on for `more_minutes`, else without a budget (until its --epochs or
+    early stopping). A run that ended by its epochs or by early stopping has nothing left."""
+    if more_minutes is not None and not more_minutes > 0:
+        raise UsageError(f"--max-minutes {more_minutes}: give a positive number of minutes.")
+    finished = s.saved.get("status") == "finished"
+    if finished and not s.state.get("budget_reached"):
+        s.log(f"{s.run.path} already finished; nothing to resume.")
+        return False
+    if finished and int(s.state.get("epoch", 0)) >= s.cfg.epochs:  # (an unfinished one may owe its evaluation)
+        s.log(f"{s.run.path}: all {s.cfg.epochs} epochs are done; nothing to resume "
+              f"(start a longer run from it with --init {s.run.path}).")
+        return False
+    if finished and not s.run.last.is_file():
+        raise UsageError(f"--resume {s.run.path}: it stopped on its time budget, but without its resume point "
+                         f"({s.run.last.name}, which older fer-edge deleted); start a new run from its weights "
+                         f"with --init {s.run.path}.")
+    spent = float(s.state.get("train_seconds", 0.0)) / 60
+    if more_minutes is not None:
+        s.cfg = replace(s.cfg, max_minutes=round(spent + more_minutes, 3))
+        s.log(f"continuing for {more_minutes:g} more minutes (the run has trained {spent:.1f})")
+    elif finished:
+        s.cfg = replace(s.cfg, max_minutes=None)
+        s.log(f"continuing without a time budget, until epoch {s.cfg.epochs} or early stopping")
+    s.state["budget_reached"] = False
+    return True
 
 
 def _settle_options(s: _Session) -> None:
@@ -803,8 +835,12 @@ def _finish(s: _Session) -> Path:
     s.config["status"] = "finished"
     s.config["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(s.run.config, s.config)
-    s.run.last.unlink(missing_ok=True)
-    s.run.last_optimizer.unlink(missing_ok=True)
+    if s.state.get("budget_reached"):  # stopped on time, not by the model: it may go on later
+        s.log(f"stopped on its time budget after epoch {s.state['epoch']}; train on with: "
+              f"fer-edge train --resume {s.run.path} --max-minutes M")
+    else:
+        s.run.last.unlink(missing_ok=True)
+        s.run.last_optimizer.unlink(missing_ok=True)
     write_leaderboard(Path(s.cfg.out))
     return s.run.path
 
