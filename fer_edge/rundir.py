@@ -1,9 +1,11 @@
 """The run directory of `fer-edge train`: the one place that knows its layout.
 
-    RUN/config.json    options, class map, data fingerprint, status (running | interrupted | finished)
+    RUN/config.json    options, class map, data fingerprint, status (running | interrupted | finished),
+                       the training process's id and host (`fer_edge.runstatus`)
     RUN/spec.json      labels and input of the model (export, evaluate and the Keras backend read it)
     RUN/state.json     progress, written each epoch (what `train --resume` continues from)
-    RUN/last.keras     the resume point, written each epoch; removed when the run finishes
+    RUN/last.keras     the resume point, written each epoch; removed when the run finishes, kept when
+                       it stopped on its time budget (`train --resume RUN --max-minutes M` goes on)
     RUN/last_optimizer.npz  a distilled run's optimizer state beside it (its last.keras is the bare
                        student, which carries none); removed when the run finishes
     RUN/model.keras    the best model on val accuracy

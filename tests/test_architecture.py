@@ -26,7 +26,7 @@ FLOORS: tuple[tuple[str, int], ...] = (
     ("fer_edge.spec", 0), ("fer_edge.metadata", 0), ("fer_edge.formats", 0), ("fer_edge.data", 0),
     ("fer_edge.outputs", 0), ("fer_edge.signals", 0), ("fer_edge.sysinfo", 0), ("fer_edge.timing", 0),
     ("fer_edge.defaults", 0), ("fer_edge._optional", 0), ("fer_edge.keras_backends", 0), ("fer_edge.metrics", 0),
-    ("fer_edge.rundir", 0), ("fer_edge.machine", 0), ("fer_edge.status", 0),
+    ("fer_edge.rundir", 0), ("fer_edge.runstatus", 0), ("fer_edge.machine", 0), ("fer_edge.status", 0),
     ("fer_edge.runtime", 1), ("fer_edge", 1),  # the package root re-exports EmotionRecognizer
     ("fer_edge.training", 2),
     ("fer_edge.export", 3),

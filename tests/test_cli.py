@@ -21,7 +21,7 @@ def test_help_and_import_load_no_tensorflow():
     assert r.returncode == 0 and "HEAVY []" in r.stdout, r.stderr
     r = run_cli("--help")
     assert r.returncode == 0
-    for cmd in ("train", "evaluate", "export", "predict", "cam", "bench", "models"):
+    for cmd in ("train", "evaluate", "export", "predict", "cam", "bench", "models", "runs"):
         assert cmd in r.stdout
 
 

@@ -105,7 +105,8 @@ def test_time_budget_stops_finished_and_resumable(tmp_path, sample_data, cache_d
     run = train(cfg, log=logs.append)
     state = json.loads((run / "state.json").read_text())
     assert state["epoch"] == 1 and state["budget_reached"]
-    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished" and config["pid"] == __import__("os").getpid() and config["host"]
     assert json.loads((run / "metrics.json").read_text())["budget_reached"]
     assert (run / "last.keras").is_file()
     assert any("--max-minutes M" in m for m in logs), logs

@@ -9,6 +9,7 @@ from fer_edge.cli import explain as _explain  # noqa: F401
 from fer_edge.cli import export as _export  # noqa: F401
 from fer_edge.cli import models as _models  # noqa: F401
 from fer_edge.cli import predict as _predict  # noqa: F401
+from fer_edge.cli import runs as _runs  # noqa: F401
 from fer_edge.cli import train as _train  # noqa: F401
 from fer_edge.cli.app import app
 

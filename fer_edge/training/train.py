@@ -474,6 +474,12 @@ def _reopen(cfg: TrainConfig, resume, log) -> _Session:
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--resume {s.run.path}: {CONFIG} is damaged ({exc.__class__.__name__}); "
                          "start a new run.") from None
+    from fer_edge.runstatus import owner
+
+    pid = owner(s.saved)
+    if pid is not None:  # two processes writing one run directory would interleave its checkpoints
+        raise UsageError(f"--resume {s.run.path}: process {pid} on this machine is training it now; wait for it, "
+                         f"or stop it first (kill -TERM {pid} saves its last epoch).")
     s.cfg = _absolute(s.cfg, _started_from(s.run.path, s.cfg.out))
     state.update(s.run.read_state())
     return s
@@ -541,6 +547,7 @@ def _prepare_run(s: _Session) -> None:
     """Create the run directory of a new run, resolve the architecture's defaults, and write config.json
     (status running) and spec.json now: an interrupted or crashed run is still described on disk."""
     from fer_edge import keras_backends as kb
+    from fer_edge.runstatus import this_host
 
     cfg, info = s.cfg, s.info
     if not s.resumed:
@@ -564,6 +571,9 @@ def _prepare_run(s: _Session) -> None:
         "device": kb.describe(),
         "keras_version": s.keras.__version__,
         "started": datetime.now().isoformat(timespec="seconds"),
+        # who trains it: `fer-edge runs` and `--resume` tell a live run from a killed one (runstatus)
+        "pid": os.getpid(),
+        "host": this_host(),
     }
     if s.resumed:
         s.config["started"] = s.saved.get("started")
