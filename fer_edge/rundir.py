@@ -156,6 +156,31 @@ class RunDir:
             return None
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (a backbone's .keras is 100+ MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_is_current(run: RunDir) -> bool | None:
+    """Whether RUN/export/export_report.json was made from the run's present model.keras: False after the
+    run trained on (a budget-stopped run resumed) and found a better epoch; None when unknown (no report,
+    or one written before reports carried `source_sha256`)."""
+    report = run.export_dir / "export_report.json"
+    try:
+        sha = json.loads(report.read_text()).get("source_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(sha, str) or not run.model.is_file():
+        return None
+    return sha == file_sha256(run.model)
+
+
 def model_file(source: str | os.PathLike) -> Path:
     """A run directory (a folder holding model.keras) -> its model.keras; anything else -> itself,
     unchecked: the commands and options that take either (evaluate, explain, --init, --teacher) say

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from fer_edge.rundir import RunDir, export_is_current
+
 
 def rows(runs_dirs):
     for d in runs_dirs:
@@ -53,7 +55,9 @@ def main(argv):
             budget += f", warm start from {_source(tc['init'])}"
         if tc.get("teacher"):
             budget += f", distilled from {_source(tc['teacher'])} (T {tc['kd_temperature']:g}, α {tc['kd_alpha']:g})"
-        if int8 and int8["status"] == "ok":
+        if int8 and export_is_current(RunDir(run)) is False:
+            i8 = "stale export: the run trained on after it; re-export | | "
+        elif int8 and int8["status"] == "ok":
             i8 = f"{int8['size_kb']:.0f} | {int8['val_acc'] * 100:.2f} % | {int8['ms_per_img']:.3f}"
         elif int8:
             i8 = f"gate failed: {int8['note'][:60]} | | "

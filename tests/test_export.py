@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,9 @@ def test_round_trip(fmt, q, request, tiny_run, sample_data):
 def test_report_files_and_sizes(tiny_exports):
     out = tiny_exports["dir"]
     rep = json.loads((out / "export_report.json").read_text())
+    from fer_edge.rundir import file_sha256
+
+    assert rep["source_sha256"] == file_sha256(Path(rep["source"]))  # which model.keras this report is of
     assert rep["ok"] and len(rep["rows"]) == len([p for p in PAIRS if p[1] in CORE_QUANTIZATIONS]) == 4
     md = (out / "export_report.md").read_text()
     assert "| tflite | int8 | ✅" in md

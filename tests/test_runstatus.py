@@ -102,3 +102,19 @@ def test_runs_command(tmp_path, dead_pid):
     assert f"to go on: fer-edge train --resume {tmp_path / 'r1'}\n" in r.output, r.output  # whole, to copy
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "no such folder" in r.output
+
+
+def test_export_is_current_tells_a_report_of_an_older_model(tmp_path):
+    from fer_edge.rundir import export_is_current, file_sha256
+
+    run = _run(tmp_path, "r", "finished", budget=True, last=True)
+    assert export_is_current(run) is None  # not exported
+    run.model.write_bytes(b"weights of epoch 3")
+    run.export_dir.mkdir()
+    report = run.export_dir / "export_report.json"
+    report.write_text(json.dumps({"rows": []}))
+    assert export_is_current(run) is None  # a report from before reports named their model
+    report.write_text(json.dumps({"rows": [], "source_sha256": file_sha256(run.model)}))
+    assert export_is_current(run) is True
+    run.model.write_bytes(b"weights of epoch 9")  # the run trained on and found a better epoch
+    assert export_is_current(run) is False

@@ -27,7 +27,7 @@ from fer_edge.errors import DataError, ModelError, UsageError, unknown
 from fer_edge.formats import Format, artifact_name, expand, load_ref
 from fer_edge.metrics import classification_report
 from fer_edge.outputs import atomic_write_text
-from fer_edge.rundir import EXPORT_DIR, RunDir, holdout_unseen, resolve_model
+from fer_edge.rundir import EXPORT_DIR, RunDir, file_sha256, holdout_unseen, resolve_model
 from fer_edge.spec import ModelSpec
 from fer_edge.status import icon
 from fer_edge.version import __version__
@@ -77,6 +77,9 @@ class ExportReport:
     holdout_unseen: bool | None = None  # the source model was trained without the hold-out
     cpu: dict = field(default_factory=dict)  # where the gate ran (sysinfo.cpu_dict)
     cross_format: list[dict] = field(default_factory=list)  # top-1 agreement between int8 files
+    # SHA-256 of the .keras file exported: a run trained on after its export (`train --resume` of a run
+    # stopped on its time budget) has a new model.keras, and a reader can tell this report is of the old one
+    source_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -529,7 +532,8 @@ def export_model(source: str | Path, formats: str = "all", quantize: str = "all"
     report = ExportReport(str(model_path), str(out_dir), val_set.keras_acc, int(len(val_set.y)), splits.val_source,
                           _thresholds(max_drop, min_agreement, min_cross_agreement, onnx_int8),
                           keras_holdout_acc=hold_set.keras_acc, n_holdout=int(len(hold_set.y)),
-                          holdout_source=splits.holdout_source, holdout_unseen=unseen, cpu=cpu_dict())
+                          holdout_source=splits.holdout_source, holdout_unseen=unseen, cpu=cpu_dict(),
+                          source_sha256=file_sha256(model_path))
     _log_reference(report, log)
     stem = stem or (_stem(spec) + ("_cam" if explain else "") + ("_tta" if tta != "none" else ""))
     job = ExportJob(export_keras, base_spec, calib, int8_io, {"int8_method": onnx_int8},

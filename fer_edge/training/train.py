@@ -22,8 +22,8 @@ import numpy as np
 from fer_edge.version import __version__
 from fer_edge.errors import UsageError
 from fer_edge.labels import parse_classes, ClassMap
-from fer_edge.rundir import (CONFIG, LEADERBOARD_COLUMNS, RunDir, holdout_unseen, leaderboard_rows, model_file,
-                            write_leaderboard)
+from fer_edge.rundir import (CONFIG, LEADERBOARD_COLUMNS, RunDir, export_is_current, holdout_unseen,
+                            leaderboard_rows, model_file, write_leaderboard)
 from fer_edge.spec import ModelSpec
 
 __all__ = ["TrainConfig", "train", "validate_config", "warm_start", "write_leaderboard", "leaderboard_rows",
@@ -852,6 +852,9 @@ def _finish(s: _Session) -> Path:
         s.run.last.unlink(missing_ok=True)
         s.run.last_optimizer.unlink(missing_ok=True)
     write_leaderboard(Path(s.cfg.out))
+    if s.resumed and export_is_current(s.run) is False:
+        s.log(f"{s.run.export_dir} is of an earlier model.keras (the run found a better epoch since): "
+              f"export it again, e.g. fer-edge export {s.run.path} --format tflite --quantize int8")
     return s.run.path
 
 
