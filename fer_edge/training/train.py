@@ -845,7 +845,7 @@ def _finish(s: _Session) -> Path:
     s.config["status"] = "finished"
     s.config["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(s.run.config, s.config)
-    if s.state.get("budget_reached"):  # stopped on time, not by the model: it may go on later
+    if s.state.get("budget_reached") and s.state["epoch"] < s.cfg.epochs:  # stopped on time, with epochs left
         s.log(f"stopped on its time budget after epoch {s.state['epoch']}; train on with: "
               f"fer-edge train --resume {s.run.path} --max-minutes M")
     else:
