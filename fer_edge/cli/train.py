@@ -60,6 +60,10 @@ def train_cmd(
                                           "(default: $KERAS_BACKEND, else tensorflow). The run directory is the "
                                           "same on each; export loads model.keras under TensorFlow."),
     mixed_precision: str = typer.Option("off", "--mixed-precision", help=_mp_help()),
+    precise_bn: Optional[int] = typer.Option(None, "--precise-bn", min=0, help="Re-estimate BatchNorm statistics on N "
+                                             "clean training faces before each validation (0: off; default: the "
+                                             "arch's, 4096 for the ImageNet backbones). Changes what is measured "
+                                             "and saved, not the training; may be given with --resume."),
 ):
     """Train on FER2013 and write a complete run directory (printed last)."""
     if resume:
@@ -72,7 +76,7 @@ def train_cmd(
     from fer_edge.training.train import TrainConfig, train, validate_config, write_leaderboard
 
     if resume:
-        run = train(TrainConfig(data=data), resume=resume, more_minutes=max_minutes)
+        run = train(TrainConfig(data=data), resume=resume, more_minutes=max_minutes, precise_bn=precise_bn)
         typer.echo(str(run))
         return _exit_for([run])
     parse_classes(classes)
@@ -84,7 +88,7 @@ def train_cmd(
                     schedule=schedule, patience=patience, strict=strict, max_train=max_train,
                     max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
                     weight_decay=weight_decay, init=init, teacher=teacher, kd_temperature=kd_temperature,
-                    kd_alpha=kd_alpha, mixed_precision=mixed_precision)
+                    kd_alpha=kd_alpha, mixed_precision=mixed_precision, precise_bn=precise_bn)
         for name in names
     ]
     for cfg in configs:
@@ -100,7 +104,7 @@ def train_cmd(
 
 
 #: what `train --resume` accepts besides the run: the run's saved options are the ones it goes on with
-_RESUME_OPTIONS = ("resume", "max_minutes", "backend")
+_RESUME_OPTIONS = ("resume", "max_minutes", "backend", "precise_bn")
 
 
 def _only_budget_with_resume(ctx: typer.Context) -> None:
@@ -114,7 +118,7 @@ def _only_budget_with_resume(ctx: typer.Context) -> None:
     if given:
         names = ", ".join(p.opts[0] for p in given)
         raise UsageError(f"--resume continues a run with its own options; {names} cannot change them "
-                         "(only --max-minutes can: this continuation's budget). Start a new run, or "
+                         "(only --max-minutes, this continuation's budget, and --precise-bn can). Start a new run, or "
                          "--init one from it.")
 
 

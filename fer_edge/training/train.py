@@ -62,6 +62,8 @@ class TrainConfig:
     kd_temperature: float = 3.0
     kd_alpha: float = 0.7  # weight of the teacher's soft targets (1 - alpha: the labels)
     mixed_precision: str = "off"  # off | float16 | bfloat16 (training.mixed_precision.MIXED_PRECISION)
+    precise_bn: int | None = None  # clean training faces to re-estimate BatchNorm statistics on before each
+    #                                validation (training.precise_bn); None: the arch's default, 0: off
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,8 +164,10 @@ def validate_config(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v}.")
-    if isinstance(cfg.patience, bool) or not isinstance(cfg.patience, int) or cfg.patience < 0:
-        raise UsageError(f"--patience must be a whole number >= 0, got {cfg.patience}.")
+    for name in ("patience", "precise_bn"):
+        v = getattr(cfg, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {v}.")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise UsageError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}.")
     from fer_edge.labels import parse_classes
@@ -419,7 +423,8 @@ class _Session:
 
 
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: list[str] | None = None,
-          log=print, callbacks: list | None = None, more_minutes: float | None = None) -> Path:
+          log=print, callbacks: list | None = None, more_minutes: float | None = None,
+          precise_bn: int | None = None) -> Path:
     """Train one architecture; returns the run directory (complete, or marked interrupted).
 
     Runs on the Keras backend of this process (`training.backend.select_backend`, set by the CLI's
@@ -428,10 +433,13 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, devices: li
     set leaves nothing behind; a Ctrl-C (KeyboardInterrupt) during the fit leaves a resumable run.
     `more_minutes` (with `resume`): this continuation's wall-time budget. A run that stopped on its time
     budget is finished (metrics, plots) yet keeps its resume point, so that slices of training spread
-    over several sessions or machines add up to one run (`_continue_budget`)."""
+    over several sessions or machines add up to one run (`_continue_budget`). `precise_bn` (with
+    `resume`): a new --precise-bn for the rest of the run; it changes what is measured, not what is trained."""
     s = _reopen(cfg, resume, log)
     if resume is not None and not _continue_budget(s, more_minutes):
         return s.run.path
+    if resume is not None and precise_bn is not None:
+        s.cfg = replace(s.cfg, precise_bn=precise_bn)
     _settle_options(s)
     _load_data(s)
     _prepare_run(s)
@@ -562,6 +570,7 @@ def _prepare_run(s: _Session) -> None:
         "resolved": {"lr": cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3),
                      "optimizer": cfg.optimizer or info.defaults.get("optimizer", "adam"),
                      "schedule": cfg.schedule or info.defaults.get("schedule", "plateau"),
+                     "precise_bn": cfg.precise_bn if cfg.precise_bn is not None else info.defaults.get("precise_bn", 0),
                      "two_phase": two_phase},
         "class_map": s.class_map.to_dict(),
         "data": s.splits.summary(),
@@ -757,6 +766,16 @@ def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list |
             lambda e, _lr: float(base * 0.5 * (1 + math.cos(math.pi * e / total)))))
     elif s.val_ds is not None:
         cbs.append(monitors.plateau(cfg.patience, resumed))
+    n_bn = s.config["resolved"].get("precise_bn", 0)
+    if n_bn and s.val_ds is not None:  # measured on the statistics of the weights as they are (precise_bn)
+        from fer_edge.data import stratified_sample
+        from fer_edge.training import precise_bn
+
+        # shuffled: the sample keeps the data's order, grouped by class, and one-class batches would
+        # miss the variance between classes
+        idx = np.random.default_rng(cfg.seed).permutation(stratified_sample(s.y_train, n_bn, cfg.seed))
+        cbs.append(precise_bn.callback(s.x_train[idx].astype("float32"), cfg.batch_size))
+        s.log(f"precise BN: BatchNorm statistics re-estimated on {len(idx)} training faces before each validation")
     cbs += [_EpochCheckpoint.make(s.run, s.state, phase, lambda m: float32_copy(m, s.twin)), *(extra or [])]
     if cfg.max_minutes:
         cbs.append(_Budget.make(cfg.max_minutes * 60 - float(s.state.get("train_seconds", 0.0))
