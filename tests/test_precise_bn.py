@@ -64,3 +64,14 @@ def test_a_run_saves_refreshed_statistics(tmp_path, sample_data, cache_dir):
     before = keras.ops.convert_to_numpy(bn_off.moving_variance).copy()
     refresh_statistics(m_off, splits.x_train[idx].astype("float32"), 16)
     assert not np.allclose(keras.ops.convert_to_numpy(bn_off.moving_variance), before, rtol=1e-2)
+
+
+def test_a_failing_refresh_is_reported_once_and_training_goes_on():
+    from fer_edge.training.precise_bn import callback
+
+    logs: list[str] = []
+    cb = callback(np.zeros((8, 4), "float32"), 4, logs.append)
+    cb.set_model(type("Broken", (), {"layers": property(lambda self: 1 / 0)})())  # the refresh raises
+    cb.on_test_begin()
+    cb.on_test_begin()
+    assert len(logs) == 1 and "precise BN off" in logs[0] and "ZeroDivisionError" in logs[0], logs

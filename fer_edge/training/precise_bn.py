@@ -61,13 +61,24 @@ def refresh_statistics(model, x: np.ndarray, batch: int) -> int:
     return n_batches
 
 
-def callback(x: np.ndarray, batch: int):
+def callback(x: np.ndarray, batch: int, log=print):
     """A Keras callback that refreshes the statistics when validation begins (`on_test_begin`, after the
-    epoch's training steps, before its validation); a distiller's student is the model refreshed."""
+    epoch's training steps, before its validation); a distiller's student is the model refreshed. Should
+    the refresh fail where it was never tried (a multi-device strategy's variables), the run goes on
+    with the moving averages, and says so once: a measurement aid must not end a training."""
     import keras
 
     class PreciseBN(keras.callbacks.Callback):
+        failed = False
+
         def on_test_begin(self, logs=None):
-            refresh_statistics(getattr(self.model, "student", self.model), x, batch)
+            if self.failed:
+                return
+            try:
+                refresh_statistics(getattr(self.model, "student", self.model), x, batch)
+            except Exception as exc:  # noqa: BLE001 - reported, then off for the rest of the run
+                self.failed = True
+                log(f"precise BN off for the rest of this run ({exc.__class__.__name__}: {str(exc)[:160]}); "
+                    "validation uses the moving averages")
 
     return PreciseBN()

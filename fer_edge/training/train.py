@@ -774,7 +774,7 @@ def _callbacks(s: _Session, phase: int, end_epoch: int, lr: float, extra: list |
         # shuffled: the sample keeps the data's order, grouped by class, and one-class batches would
         # miss the variance between classes
         idx = np.random.default_rng(cfg.seed).permutation(stratified_sample(s.y_train, n_bn, cfg.seed))
-        cbs.append(precise_bn.callback(s.x_train[idx].astype("float32"), cfg.batch_size))
+        cbs.append(precise_bn.callback(s.x_train[idx].astype("float32"), cfg.batch_size, s.log))
         s.log(f"precise BN: BatchNorm statistics re-estimated on {len(idx)} training faces before each validation")
     cbs += [_EpochCheckpoint.make(s.run, s.state, phase, lambda m: float32_copy(m, s.twin)), *(extra or [])]
     if cfg.max_minutes:
