@@ -47,7 +47,7 @@ def main(argv):
             print(f"| {tc['arch']} | {tc['classes']} | | | | | | | | | | | | | {c['status']} (run {run.name}) |")
             continue
         tr, va = m["splits"]["train"], m["splits"]["val"]
-        budget = f"{m['epochs_run']}" + (f" ({m['budget_minutes']:g} min budget{', reached' if m.get('budget_reached') else ''})"
+        budget = f"{m['epochs_run']}" + (f" ({m['budget_minutes']:.4g} min budget{', reached' if m.get('budget_reached') else ''})"
                                           if m.get("budget_minutes") else f" of {tc['epochs']}")
         if tc.get("max_train"):
             budget += f" on {tc['max_train']:,} images"
