@@ -10,8 +10,9 @@ accuracy three ways on one saved model:
 
   saved       the inference model as saved (moving averages)
   batch       every BatchNorm on the test batch's own statistics (training mode, dropout off)
-  refreshed   the moving averages re-estimated on N training faces with the weights as they are
-              (training mode, dropout off, momentum 0.9 over the batches), then inference
+  refreshed   the moving averages re-estimated on N clean training faces with the weights as they are
+              (`fer_edge.training.precise_bn.refresh_statistics`: the mean of the batch statistics,
+              dropout off, what `train --precise-bn` does before each validation), then inference
 
 `refreshed` far above `saved` means the statistics lag, not the weights: the gap closes as the learning
 rate falls, or with a refresh before export.
@@ -24,16 +25,6 @@ import argparse
 import sys
 
 import numpy as np
-
-
-def _all_layers(model):
-    """Every layer, nested models (a keras.applications backbone) included."""
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out.extend(_all_layers(layer))
-    return out
 
 
 def _accuracy(model, x, y, training: bool, batch: int = 256) -> float:
@@ -61,6 +52,7 @@ def main(argv=None) -> int:
     from fer_edge.labels import parse_classes
     from fer_edge.rundir import model_file
     from fer_edge.sysinfo import cpu_model
+    from fer_edge.training.precise_bn import all_layers, batchnorm_layers, refresh_statistics
 
     path = model_file(args.model)
     if not path.is_file():
@@ -73,24 +65,23 @@ def main(argv=None) -> int:
     xv, yv = splits.x_val[iv].astype("float32"), splits.y_val[iv]
     xt = splits.x_train[it].astype("float32")
     model = keras.models.load_model(path, safe_mode=True, compile=False)
-    layers = _all_layers(model)
-    bns = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
-    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    bns = batchnorm_layers(model)
     print(f"{path}: {len(bns)} BatchNorm layers; PublicTest, {len(yv)} faces ({cpu_model()})")
     saved = _accuracy(model, xv, yv, training=False)
+    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in drops]
     for layer in drops:  # training mode for BatchNorm only
         layer.rate = 0.0
-    batch = _accuracy(model, xv, yv, training=True)
-    for layer in bns:
-        layer.momentum = 0.9
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(xt))
-    for i in range(0, len(order) - args.batch + 1, args.batch):
-        model(xt[order[i:i + args.batch]], training=True)  # updates the moving averages
+    batch = _accuracy(model, xv, yv, training=True)  # (this updates the moving averages too)
+    for layer, rate in zip(drops, rates):
+        layer.rate = rate
+    order = np.random.default_rng(0).permutation(len(xt))
+    refresh_statistics(model, xt[order], args.batch)  # replaces the moving averages: `batch` left no trace
     refreshed = _accuracy(model, xv, yv, training=False)
     print(f"  saved statistics      {saved:.2%}")
     print(f"  batch statistics      {batch:.2%}")
-    print(f"  refreshed statistics  {refreshed:.2%}  (re-estimated on {len(order)} training faces, batch {args.batch})")
+    print(f"  refreshed statistics  {refreshed:.2%}  (re-estimated on {len(order) // args.batch * args.batch} "
+          f"training faces, batch {args.batch})")
     return 0
 
 

@@ -17,20 +17,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def _layers(model) -> list:
+def all_layers(model) -> list:
     """Every layer, nested models (a keras.applications backbone) included."""
     out = []
     for layer in getattr(model, "layers", []):
         out.append(layer)
         if hasattr(layer, "layers"):
-            out.extend(_layers(layer))
+            out.extend(all_layers(layer))
     return out
 
 
 def batchnorm_layers(model) -> list:
     import keras
 
-    return [layer for layer in _layers(model)
+    return [layer for layer in all_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
@@ -44,7 +44,7 @@ def refresh_statistics(model, x: np.ndarray, batch: int) -> int:
     n_batches = len(x) // batch
     if not bns or n_batches == 0:
         return 0
-    drops = [layer for layer in _layers(model) if isinstance(layer, keras.layers.Dropout)]
+    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
     momenta, rates = [b.momentum for b in bns], [d.rate for d in drops]
     try:
         for d in drops:
