@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Seconds per training step of each architecture on this machine, and the epoch that makes: how long a
+zoo row would take here before starting it (docs/results.md, "The whole zoo").
+
+  python3 scripts/step_time.py edgenet efficientnetb0 resnet50v2 resnet50     # ~1 minute on 2 cores
+
+Batch 64 of random 48x48 faces, Adam, the model built as `fer-edge train` builds it (7 classes), two
+warm-up steps, then the mean of six; an epoch is the 28,709 Training faces (validation not included).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+def main(names: list[str]) -> int:
+    import keras
+
+    from fer_edge.sysinfo import cpu_model
+    from fer_edge.training.registry import create_model
+
+    print(f"{cpu_model()}, keras {keras.__version__} on {keras.backend.backend()}")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 48, 48, 1)).astype("float32")
+    y = np.eye(7, dtype="float32")[rng.integers(0, 7, 64)]
+    for name in names:
+        model = create_model(name, (48, 48, 1), 7)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+        for _ in range(2):
+            model.train_on_batch(x, y)
+        t0, n = time.perf_counter(), 6
+        for _ in range(n):
+            model.train_on_batch(x, y)
+        step = (time.perf_counter() - t0) / n
+        print(f"{name}: {step * 1000:.0f} ms per step of 64 -> {28709 / 64 * step / 60:.1f} min per epoch (training only)",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:] or ["edgenet"]))
