@@ -48,12 +48,21 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def liveness(config: dict) -> str:
+    """For a config.json that says "running": running | killed | elsewhere | unknown (`RUN_STATUSES`)."""
+    pid = config.get("pid")
+    if not isinstance(pid, int):
+        return "unknown"
+    if config.get("host") != this_host():
+        return "elsewhere"
+    return "running" if process_alive(pid) else "killed"
+
+
 def owner(config: dict) -> int | None:
     """The id of the live process on this machine that is training the run of `config`, else None."""
-    pid, host = config.get("pid"), config.get("host")
-    if config.get("status") != "running" or not isinstance(pid, int) or host != this_host():
+    if config.get("status") != "running" or liveness(config) != "running" or config["pid"] == os.getpid():
         return None
-    return pid if pid != os.getpid() and process_alive(pid) else None
+    return config["pid"]
 
 
 @dataclass
@@ -85,13 +94,7 @@ def progress(run: RunDir) -> RunProgress | None:
     if status == "finished" and state.get("budget_reached"):
         status = "budget"
     elif status == "running":
-        pid = config.get("pid")
-        if not isinstance(pid, int):
-            status = "unknown"
-        elif config.get("host") != this_host():
-            status = "elsewhere"
-        elif not process_alive(pid):
-            status = "killed"
+        status = liveness(config)
     epoch, epochs = int(state.get("epoch", 0) or 0), int(tc.get("epochs", 0) or 0)
     resumable = status in ("interrupted", "killed") or (status == "budget" and run.last.is_file()
                                                        and epoch < epochs)

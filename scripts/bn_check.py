@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from fer_edge.labels import parse_classes
     from fer_edge.rundir import model_file
     from fer_edge.sysinfo import cpu_model
-    from fer_edge.training.precise_bn import all_layers, batchnorm_layers, refresh_statistics
+    from fer_edge.training.precise_bn import batchnorm_layers, dropout_off, refresh_statistics
 
     path = model_file(args.model)
     if not path.is_file():
@@ -68,13 +68,8 @@ def main(argv=None) -> int:
     bns = batchnorm_layers(model)
     print(f"{path}: {len(bns)} BatchNorm layers; PublicTest, {len(yv)} faces ({cpu_model()})")
     saved = _accuracy(model, xv, yv, training=False)
-    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
-    rates = [layer.rate for layer in drops]
-    for layer in drops:  # training mode for BatchNorm only
-        layer.rate = 0.0
-    batch = _accuracy(model, xv, yv, training=True)  # (this updates the moving averages too)
-    for layer, rate in zip(drops, rates):
-        layer.rate = rate
+    with dropout_off(model):  # training mode for BatchNorm only
+        batch = _accuracy(model, xv, yv, training=True)  # (this updates the moving averages too)
     order = np.random.default_rng(0).permutation(len(xt))
     refresh_statistics(model, xt[order], args.batch)  # replaces the moving averages: `batch` left no trace
     refreshed = _accuracy(model, xv, yv, training=False)

@@ -159,25 +159,30 @@ def run_bench(models: list[str] | None = None, backend: str = "all", threads: li
         env["tensorflow_reference"] = f"Keras/TensorFlow (tf.function) on {ref}"
     eval_sets: dict = {}
     devices = ["cpu", "gpu"] if device == "all" else [device]
+    # what to time, decided once for every round: (file, its backends) or the row that says why it cannot be
+    plan: list[tuple[Path, list[str]] | BenchRow] = []
+    for f in files:
+        try:
+            fmt = format_for_path(f)
+        except FerEdgeError as exc:
+            plan.append(BenchRow(str(f), "?", "?", backend, status="failed", reason=str(exc)))
+            continue
+        if fmt.name == "keras" and backend in ("all", "tensorflow"):
+            names = ["keras"]
+        else:
+            names = list(fmt.backends) if backend == "all" else [backend]
+        plan.append((f, [n for n in names if n in fmt.backends]))
     sweeps: list[list[BenchRow]] = []
     for r in range(rounds):
         if rounds > 1:
             log(f"round {r + 1} of {rounds}")
         sweep: list[BenchRow] = []
-        for f in files:
-            try:
-                fmt = format_for_path(f)
-                names = list(fmt.backends) if backend == "all" else [backend]
-                if backend == "tensorflow" and fmt.name == "keras":
-                    names = ["keras"]
-            except FerEdgeError as exc:
-                sweep.append(BenchRow(str(f), "?", "?", backend, status="failed", reason=str(exc)))
+        for item in plan:
+            if isinstance(item, BenchRow):
+                sweep.append(item)
                 continue
-            if fmt.name == "keras" and backend in ("all", "tensorflow"):
-                names = ["keras"]
+            f, names = item
             for name in names:
-                if name not in fmt.backends:
-                    continue
                 for dev in devices:
                     # accuracy once, in the first round: the same file gives the same answers
                     sweep += _bench_artifact(f, name, dev, threads, batches, data if r == 0 else None, split, limit,

@@ -14,6 +14,9 @@ are. Training itself is unchanged (it uses batch statistics); only what is measu
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 
 
@@ -34,30 +37,41 @@ def batchnorm_layers(model) -> list:
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
+@contextmanager
+def dropout_off(model) -> Iterator[None]:
+    """Every Dropout layer of `model` at rate 0 inside the block, its own rate restored after: training
+    mode then means BatchNorm on batch statistics, and nothing else."""
+    import keras
+
+    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    rates = [d.rate for d in drops]
+    try:
+        for d in drops:
+            d.rate = 0.0
+        yield
+    finally:
+        for d, r in zip(drops, rates):
+            d.rate = r
+
+
 def refresh_statistics(model, x: np.ndarray, batch: int) -> int:
     """Set the moving statistics of `model`'s trainable BatchNorm layers to the mean of their batch
     statistics over `x` (whole batches of `batch`), dropout off; -> the number of batches used (0: the
     model has no such layer, or `x` holds less than one batch)."""
-    import keras
-
     bns = batchnorm_layers(model)
     n_batches = len(x) // batch
     if not bns or n_batches == 0:
         return 0
-    drops = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
-    momenta, rates = [b.momentum for b in bns], [d.rate for d in drops]
+    momenta = [b.momentum for b in bns]
     try:
-        for d in drops:
-            d.rate = 0.0
-        for k in range(1, n_batches + 1):
-            for b in bns:  # moving = moving * m + batch * (1 - m): with m = (k-1)/k, the mean of k batches
-                b.momentum = (k - 1) / k
-            model(x[(k - 1) * batch:k * batch], training=True)
+        with dropout_off(model):
+            for k in range(1, n_batches + 1):
+                for b in bns:  # moving = moving * m + batch * (1 - m): with m = (k-1)/k, the mean of k batches
+                    b.momentum = (k - 1) / k
+                model(x[(k - 1) * batch:k * batch], training=True)
     finally:
         for b, m in zip(bns, momenta):
             b.momentum = m
-        for d, r in zip(drops, rates):
-            d.rate = r
     return n_batches
 
 
