@@ -58,6 +58,15 @@ def liveness(config: dict) -> str:
     return "running" if process_alive(pid) else "killed"
 
 
+def budget_left(state: dict, epochs: int, has_resume_point: bool) -> str:
+    """What a run that stopped on its --max-minutes budget can still do: "train" (epochs left and its
+    resume point kept), "done" (all its --epochs trained) or "no-resume-point" (older fer-edge deleted
+    last.keras). `fer-edge runs` and `train --resume` both ask this, so they never disagree."""
+    if int(state.get("epoch", 0) or 0) >= epochs:
+        return "done"
+    return "train" if has_resume_point else "no-resume-point"
+
+
 def owner(config: dict) -> int | None:
     """The id of the live process on this machine that is training the run of `config`, else None."""
     if config.get("status") != "running" or liveness(config) != "running" or config["pid"] == os.getpid():
@@ -96,8 +105,8 @@ def progress(run: RunDir) -> RunProgress | None:
     elif status == "running":
         status = liveness(config)
     epoch, epochs = int(state.get("epoch", 0) or 0), int(tc.get("epochs", 0) or 0)
-    resumable = status in ("interrupted", "killed") or (status == "budget" and run.last.is_file()
-                                                       and epoch < epochs)
+    resumable = status in ("interrupted", "killed") or (
+        status == "budget" and budget_left(state, epochs, run.last.is_file()) == "train")
     nxt = ""
     if resumable:
         nxt = f"fer-edge train --resume {run.path}" + (" --max-minutes M" if status == "budget" else "")

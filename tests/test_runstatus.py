@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from fer_edge.cli.main import app
 from fer_edge.rundir import RunDir
-from fer_edge.runstatus import RUN_STATUSES, owner, progress, runs_table, this_host
+from fer_edge.runstatus import RUN_STATUSES, budget_left, owner, progress, runs_table, this_host
 
 
 def _run(root, name, status, epoch=3, epochs=10, budget=False, last=False, **config):
@@ -57,6 +57,14 @@ def test_status_of_each_kind_of_run(tmp_path, dead_pid):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     assert len(runs_table([tmp_path])) == len(cases)  # a damaged run is skipped, not a traceback
+
+
+def test_budget_left_is_the_one_answer_for_runs_and_resume():
+    assert budget_left({"epoch": 3}, 10, True) == "train"
+    assert budget_left({"epoch": 3}, 10, False) == "no-resume-point"
+    assert budget_left({"epoch": 10}, 10, True) == "done"
+    assert budget_left({"epoch": 10}, 10, False) == "done"  # all epochs trained: nothing to resume from anyway
+    assert budget_left({}, 10, True) == "train"
 
 
 def test_owner_is_a_live_other_process_of_this_host(dead_pid):

@@ -498,17 +498,20 @@ def _continue_budget(s: _Session, more_minutes: float | None) -> bool:
     on under its own total budget, or `more_minutes` beyond the time it has trained so far. A run that
     finished on its time budget goes on for `more_minutes`, else without a budget (until its --epochs or
     early stopping). A run that ended by its epochs or by early stopping has nothing left."""
+    from fer_edge.runstatus import budget_left
+
     if more_minutes is not None and not more_minutes > 0:
         raise UsageError(f"--max-minutes {more_minutes}: give a positive number of minutes.")
     finished = s.saved.get("status") == "finished"
     if finished and not s.state.get("budget_reached"):
         s.log(f"{s.run.path} already finished; nothing to resume.")
         return False
-    if finished and int(s.state.get("epoch", 0)) >= s.cfg.epochs:  # (an unfinished one may owe its evaluation)
+    left = budget_left(s.state, s.cfg.epochs, s.run.last.is_file()) if finished else "train"
+    if left == "done":  # (an unfinished run may owe its evaluation, so only a finished one is asked)
         s.log(f"{s.run.path}: all {s.cfg.epochs} epochs are done; nothing to resume "
               f"(start a longer run from it with --init {s.run.path}).")
         return False
-    if finished and not s.run.last.is_file():
+    if left == "no-resume-point":
         raise UsageError(f"--resume {s.run.path}: it stopped on its time budget, but without its resume point "
                          f"({s.run.last.name}, which older fer-edge deleted); start a new run from its weights "
                          f"with --init {s.run.path}.")
