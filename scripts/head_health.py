@@ -92,7 +92,7 @@ def experiment(arch: str, data: str, steps: int, every: int, seed: int, n: int) 
 
     splits, x_probe, y_probe = _faces(data, n, "train")
     info = get_arch(arch)
-    lr = info.defaults.get("lr", 1e-3)
+    lr = info.default_lr("none")  # the experiment trains from random weights
     print(f"{arch}: Adam {lr}, label smoothing 0.1, batch 64, augmentation on (train's defaults); head units "
           f"alive for some of {n} training faces (training mode), every {every} steps")
     for head_norm in (False, True):

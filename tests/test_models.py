@@ -20,6 +20,18 @@ def test_registry_lists_the_study_and_ours():
     assert resolve_archs("all") == list_models()
 
 
+def test_default_learning_rate_from_scratch_and_from_weights(tmp_path):
+    """vgg16 (no normalisation layers) blows up from scratch at 1e-3: its default there is 1e-4; with
+    weights it keeps the family's 1e-3; a family without a scratch rate has one rate for both."""
+    vgg16 = get_arch("vgg16")
+    for scratch in ("none", None, "None", ""):
+        assert vgg16.default_lr(scratch) == pytest.approx(1e-4)
+    for weights in ("imagenet", str(tmp_path / "backbone.weights.h5")):
+        assert vgg16.default_lr(weights) == pytest.approx(1e-3)
+    assert get_arch("edgenet").default_lr("none") == get_arch("edgenet").default_lr("imagenet") == pytest.approx(2e-3)
+    assert get_arch("resnet50").default_lr("none") == pytest.approx(1e-3)
+
+
 TINY = {"edgenet": "edgenet_tiny", "vgg": "vgg_tiny"}  # families with a width knob: their test-size variant
 SMALL = {"mini_xception", "sequential"}  # small enough as they are
 

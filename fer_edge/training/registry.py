@@ -29,6 +29,16 @@ class ArchInfo:
     input_shape: tuple[int, int, int] = (48, 48, 1)  # H, W, C the model is built for (FER2013: 48x48 gray)
     tier: str = "full"  # full | tiny (a test-size variant of a full family)
 
+    def default_lr(self, weights: Any = "none") -> float:
+        """The learning rate `fer-edge train` uses when none is given: `scratch_lr` from random weights
+        (weights none) where the family sets one, else `lr`. Why two: a backbone without normalisation
+        layers that trains well from ImageNet weights at 1e-3 can blow up from scratch at that rate
+        (vgg16: docs/results.md, "The whole zoo")."""
+        scratch = str(weights if weights is not None else "none").strip().lower() in ("none", "")
+        if scratch and "scratch_lr" in self.defaults:
+            return float(self.defaults["scratch_lr"])
+        return float(self.defaults.get("lr", 1e-3))
+
 
 _REGISTRY: dict[str, ArchInfo] = {}
 

@@ -570,7 +570,7 @@ def _prepare_run(s: _Session) -> None:
     s.config = {
         "status": "running",
         "train_config": asdict(cfg),
-        "resolved": {"lr": cfg.lr if cfg.lr is not None else info.defaults.get("lr", 1e-3),
+        "resolved": {"lr": cfg.lr if cfg.lr is not None else info.default_lr(cfg.weights),
                      "optimizer": cfg.optimizer or info.defaults.get("optimizer", "adam"),
                      "schedule": cfg.schedule or info.defaults.get("schedule", "plateau"),
                      "precise_bn": cfg.precise_bn if cfg.precise_bn is not None else info.defaults.get("precise_bn", 0),
