@@ -73,8 +73,9 @@ def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="n
 _TWO_PHASE = {"lr": 1e-3, "two_phase": True, "finetune_lr": 1e-5, "finetune_fraction": 0.3, "precise_bn": 4096}
 
 
-#: vgg16 has no normalisation layer: from scratch at 1e-3 (Adam) its features grew from 0.02 to 2e6 within
-#: one epoch and it answered the majority class; at 1e-4 it left it by epoch 2 (docs/results.md, "The whole zoo")
+#: vgg16 has no normalisation layer: from scratch at 1e-3 (Adam) its pooled features varied by 2e6 across faces
+#: after one epoch (scripts/head_health.py) and it answered the majority class; at 1e-4 it left it by epoch 2
+#: (docs/results.md, "The whole zoo")
 @register_model("vgg16", source="Simonyan & Zisserman 2015; keras.applications.VGG16", family="applications",
                 defaults={**_TWO_PHASE, "scratch_lr": 1e-4}, pretrained=True)
 def vgg16(input_shape, num_classes, weights="none", **kw):
