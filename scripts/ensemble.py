@@ -7,13 +7,12 @@ probabilities (docs/results.md, "Distillation").
       --data ../shared/fer2013            # ~3 minutes on 2 cores for five models
 
 A model is a run directory (its model.keras) or a .keras file; all must name the same labels in their
-spec (RUN/spec.json, or NAME.spec.json beside a .keras file). Needs the [train] extra (keras).
+spec (RUN/spec.json, or NAME.spec.json or its run's spec.json beside a .keras file). Needs the [train] extra (keras).
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -21,11 +20,20 @@ import numpy as np
 
 
 def _resolve(arg: str) -> tuple[Path, list[str]]:
-    p = Path(arg)
-    model, spec = (p / "model.keras", p / "spec.json") if p.is_dir() else (p, p.with_suffix(".spec.json"))
-    if not model.is_file() or not spec.is_file():
-        raise SystemExit(f"error: {arg}: need a run directory or a .keras file with its .spec.json beside it.")
-    return model, list(json.loads(spec.read_text())["labels"])
+    """A run directory or a .keras file -> (model.keras, the labels its spec names), the way `fer-edge
+    export` and `--teacher` find them (rundir.resolve_model, rundir.read_spec_beside)."""
+    from fer_edge.errors import ModelError
+    from fer_edge.rundir import read_spec_beside, resolve_model
+
+    try:
+        model, _run = resolve_model(arg)
+        spec = read_spec_beside(model)
+    except ModelError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if spec is None:
+        raise SystemExit(f"error: {arg}: no spec.json says its labels; pass a run directory or a .keras file with "
+                         "its .spec.json beside it.")
+    return model, list(spec.labels)
 
 
 def main(argv: list[str]) -> int:

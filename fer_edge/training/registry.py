@@ -17,6 +17,12 @@ from typing import Any, Callable
 from fer_edge.errors import unknown
 
 
+def from_scratch(weights: Any) -> bool:
+    """`--weights none` (or None, or empty): random initial weights. The one reading of it for the default
+    rate, two-phase fine-tuning and the backbones' weight loading."""
+    return weights is None or str(weights).lower() in ("none", "")
+
+
 @dataclass(frozen=True)
 class ArchInfo:
     name: str
@@ -34,8 +40,7 @@ class ArchInfo:
         (weights none) where the family sets one, else `lr`. Why two: a backbone without normalisation
         layers that trains well from ImageNet weights at 1e-3 can blow up from scratch at that rate
         (vgg16: docs/results.md, "The whole zoo")."""
-        scratch = str(weights if weights is not None else "none").strip().lower() in ("none", "")
-        if scratch and "scratch_lr" in self.defaults:
+        if from_scratch(weights) and "scratch_lr" in self.defaults:
             return float(self.defaults["scratch_lr"])
         return float(self.defaults.get("lr", 1e-3))
 

@@ -559,6 +559,7 @@ def _prepare_run(s: _Session) -> None:
     (status running) and spec.json now: an interrupted or crashed run is still described on disk."""
     from fer_edge import keras_backends as kb
     from fer_edge.runstatus import this_host
+    from fer_edge.training.registry import from_scratch
 
     cfg, info = s.cfg, s.info
     if not s.resumed:
@@ -566,7 +567,7 @@ def _prepare_run(s: _Session) -> None:
         s.run = RunDir.create(Path(cfg.out), f"{stamp}-{cfg.arch}-{_classes_tag(s.class_map)}")
     two_phase = cfg.two_phase
     if two_phase is None:
-        two_phase = bool(info.defaults.get("two_phase")) and str(cfg.weights).lower() != "none"
+        two_phase = bool(info.defaults.get("two_phase")) and not from_scratch(cfg.weights)
     s.config = {
         "status": "running",
         "train_config": asdict(cfg),

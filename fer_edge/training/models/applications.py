@@ -16,7 +16,7 @@ from fer_edge.training.models._lazy import keras, layers
 
 from fer_edge.errors import ModelError
 from fer_edge.training.models.common import apply_dense_head
-from fer_edge.training.registry import register_model
+from fer_edge.training.registry import from_scratch, register_model
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # gray repeated, so channel order is moot
 
@@ -31,7 +31,7 @@ def _normalise(x, mode: str):
 
 def resolve_weights(weights):
     """'imagenet' | 'none' | None | PATH -> (keras weights arg, local file or None)."""
-    if weights is None or str(weights).lower() in ("none", ""):
+    if from_scratch(weights):
         return None, None
     if str(weights).lower() == "imagenet":
         return "imagenet", None
