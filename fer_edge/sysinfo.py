@@ -23,7 +23,8 @@ from functools import lru_cache
 #: flag in /proc/cpuinfo -> the name users know, in the order we print them
 X86_FEATURES = (("sse4_2", "SSE4.2"), ("avx", "AVX"), ("avx2", "AVX2"), ("fma", "FMA"), ("f16c", "F16C"),
                 ("avx512f", "AVX-512F"), ("avx512bw", "AVX-512BW"), ("avx512_vnni", "AVX-512 VNNI"),
-                ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"), ("amx_int8", "AMX-INT8"))
+                ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"), ("amx_int8", "AMX-INT8"),
+                ("amx_bf16", "AMX-BF16"))
 ARM_FEATURES = (("asimd", "NEON"), ("asimddp", "dot-product"), ("i8mm", "I8MM"), ("fphp", "FP16"),
                 ("asimdhp", "NEON-FP16"), ("sve", "SVE"), ("sve2", "SVE2"), ("bf16", "BF16"))
 
@@ -82,6 +83,13 @@ def has_int8_dot() -> bool:
     """An int8 dot-product instruction that accumulates in 32 bits (no 16-bit saturation)."""
     f = set(cpu_features())
     return bool(f & {"AVX-512 VNNI", "AVX-VNNI", "AMX-INT8", "dot-product", "I8MM"})
+
+
+def has_bf16_matmul() -> bool:
+    """x86 matrix/dot-product units for bfloat16 (AMX-BF16, AVX-512 BF16): where TensorFlow's oneDNN
+    convolutions run bfloat16 natively, so `--mixed-precision bfloat16` can train faster on the CPU
+    (elsewhere bfloat16 is converted in software and slower)."""
+    return is_x86() and bool(set(cpu_features()) & {"AMX-BF16", "AVX-512 BF16"})
 
 
 def u8s8_saturates() -> bool:

@@ -3,33 +3,51 @@
 zoo row would take here before starting it (docs/results.md, "The whole zoo").
 
   python3 scripts/step_time.py edgenet efficientnetb0 resnet50v2 resnet50     # ~1 minute on 2 cores
+  python3 scripts/step_time.py --mixed-precision bfloat16 vgg16 resnet50        # under a mixed policy
 
 Batch 64 of random 48x48 faces, Adam, the model built as `fer-edge train` builds it (7 classes), two
 warm-up steps, then the mean of six; an epoch is the Training faces the trainer sees: the 28,709 less the
-gate hold-out (data.HOLDOUT_FRACTION, 27,272 faces), validation not included.
+gate hold-out (data.HOLDOUT_FRACTION, 27,272 faces), validation not included. With TensorFlow,
+`ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI` (oneDNN's switch) times the oneDNN kernels (convolutions, matmuls)
+of an AVX-512 CPU without bfloat16 units (Cascade Lake), e.g. bfloat16 converted in software;
+TensorFlow's other kernels keep theirs, so it approximates such a CPU, and the first line says so.
+(Capped at AVX2, TensorFlow still asks oneDNN for bfloat16 convolutions, which it then refuses.)
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import numpy as np
 
 
-def main(names: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    import argparse
+
     import keras
 
     from fer_edge.data import HOLDOUT_FRACTION
     from fer_edge.sysinfo import cpu_model
+    from fer_edge.training.mixed_precision import MIXED_PRECISION, policy
     from fer_edge.training.registry import create_model
 
-    print(f"{cpu_model()}, keras {keras.__version__} on {keras.backend.backend()}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=["edgenet"])
+    parser.add_argument("--mixed-precision", default="off", choices=list(MIXED_PRECISION),
+                        help="the policy `fer-edge train --mixed-precision` would train under")
+    args = parser.parse_args(argv)
+    names = args.names
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")  # oneDNN's own switch: time a CPU without AMX on one with it
+    print(f"{cpu_model()}{f' (oneDNN capped at {cap})' if cap else ''}, keras {keras.__version__} on "
+          f"{keras.backend.backend()}, mixed precision {args.mixed_precision}")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 48, 48, 1)).astype("float32")
     y = np.eye(7, dtype="float32")[rng.integers(0, 7, 64)]
     faces = round(28709 * (1 - HOLDOUT_FRACTION))  # per class rounding makes it 27,272
     for name in names:
-        model = create_model(name, (48, 48, 1), 7)
+        with policy(args.mixed_precision):
+            model = create_model(name, (48, 48, 1), 7)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
         for _ in range(2):
             model.train_on_batch(x, y)
@@ -43,4 +61,4 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:] or ["edgenet"]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -46,6 +46,22 @@ def test_cpu_class_from_flags(flags):
 
 
 @pytest.mark.skipif(not sysinfo.is_x86(), reason="x86 CPU classes")
+def test_bfloat16_hint_only_where_the_cpu_has_bfloat16_units(flags):
+    """`fer-edge train` suggests --mixed-precision bfloat16 on a CPU with AMX-BF16 (TensorFlow, float32,
+    no GPU), and nowhere else."""
+    from fer_edge.training.mixed_precision import cpu_hint
+
+    flags(WITH_VNNI)
+    assert not sysinfo.has_bf16_matmul() and cpu_hint("off", "tensorflow", 0) is None
+    flags(WITH_VNNI + " amx_tile amx_int8 amx_bf16")
+    assert sysinfo.has_bf16_matmul() and "AMX-BF16" in sysinfo.cpu_summary()
+    assert "--mixed-precision bfloat16" in cpu_hint("off", "tensorflow", 0)
+    assert cpu_hint("bfloat16", "tensorflow", 0) is None  # already asked for
+    assert cpu_hint("off", "tensorflow", 1) is None  # a GPU trains
+    assert cpu_hint("off", "jax", 0) is None  # not measured there
+
+
+@pytest.mark.skipif(not sysinfo.is_x86(), reason="x86 CPU classes")
 def test_onnx_backend_uses_exact_kernels_where_u8s8_saturates(flags):
     """8-bit-weight int8 files get onnxruntime's exact U8U8 kernels on CPUs without VNNI, and the answers
     stay those of the fast path (exact on this host either way)."""

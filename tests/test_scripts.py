@@ -26,3 +26,12 @@ def test_ensemble_refuses_a_missing_model_in_one_line(tmp_path):
     r = _script("ensemble.py", str(tmp_path / "nope.keras"))
     assert r.returncode != 0
     assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_step_time_under_a_mixed_policy():
+    r = _script("step_time.py", "--mixed-precision", "bfloat16", "sequential")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "mixed precision bfloat16" in r.stdout
+    assert re.search(r"sequential: \d+ ms per step of 64 -> [\d.]+ min per epoch", r.stdout)
+    bad = _script("step_time.py", "--mixed-precision", "fp8", "sequential")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

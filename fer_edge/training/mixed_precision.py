@@ -3,8 +3,10 @@ copy of the model that is saved as `model.keras`.
 
 Under a mixed policy the layers compute in float16 or bfloat16 while their weights stay float32
 (Micikevicius et al. 2018, arXiv:1710.03740; the Keras mixed-precision guide). It speeds up training on
-GPUs with tensor cores; on a CPU it is usually slower. Two things keep the run directory the same as a
-float32 run's:
+GPUs with tensor cores, and bfloat16 on x86 CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16) under
+TensorFlow, whose oneDNN convolutions use them: how much depends on the architecture (README, "Mixed
+precision": measured per step by `scripts/step_time.py --mixed-precision`). On other CPUs it is slower.
+Two things keep the run directory the same as a float32 run's:
 
 - every builder's `predictions` layer is float32 (`models.common.OUTPUT_DTYPE`), so the probabilities,
   the loss and the distillation targets are computed in float32;
@@ -23,11 +25,11 @@ from fer_edge.errors import unknown
 
 #: --mixed-precision choice -> (Keras dtype policy, what it is for)
 MIXED_PRECISION: dict[str, tuple[str, str]] = {
-    "off": ("float32", "float32 everywhere (the default; the right choice on a CPU)"),
+    "off": ("float32", "float32 everywhere (the default; the right choice on a CPU without bfloat16 units)"),
     "float16": ("mixed_float16", "float16 compute, float32 weights and outputs, dynamic loss scaling "
                                  "(NVIDIA GPUs with tensor cores, Volta and newer)"),
     "bfloat16": ("mixed_bfloat16", "bfloat16 compute, float32 weights and outputs, no loss scaling "
-                                   "(Ampere and newer GPUs, TPUs)"),
+                                   "(Ampere and newer GPUs, TPUs, x86 CPUs with AMX-BF16 under TensorFlow)"),
 }
 
 
@@ -36,6 +38,18 @@ def policy_name(choice: str) -> str:
     if choice not in MIXED_PRECISION:
         raise unknown("mixed precision", choice, MIXED_PRECISION)
     return MIXED_PRECISION[choice][0]
+
+
+def cpu_hint(choice: str, backend: str, gpus: int) -> str | None:
+    """One line for the training log when a float32 run on the CPU could use the CPU's bfloat16 units
+    (TensorFlow backend: its oneDNN kernels use AMX; XLA's CPU kernels on JAX were not measured). The
+    run stays as asked: the speed-up depends on the architecture, and the user chooses."""
+    from fer_edge.sysinfo import has_bf16_matmul
+
+    if choice != "off" or gpus or backend != "tensorflow" or not has_bf16_matmul():
+        return None
+    return ("note: this CPU has bfloat16 units (AMX-BF16 / AVX-512 BF16); --mixed-precision bfloat16 may train "
+            "faster here (README, 'Mixed precision')")
 
 
 @contextlib.contextmanager

@@ -603,10 +603,14 @@ def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
     in this order, so that seeded runs draw the same random numbers as before."""
     from fer_edge import keras_backends as kb
     from fer_edge.data import class_weights
+    from fer_edge.training.mixed_precision import cpu_hint
     from fer_edge.training.pipeline import make_batches
 
     cfg, splits, num_classes = s.cfg, s.splits, s.class_map.num_classes
     s.log(f"training on {kb.describe()}")
+    hint = cpu_hint(cfg.mixed_precision, s.backend, kb.gpus())
+    if hint:
+        s.log(hint)
     extra = {} if s.backend == "tensorflow" else {"prefetch": _loader_threads()}  # tf.data has its own
     first_epoch = int(s.state["epoch"]) if s.resumed else 0  # a resume goes on, not from epoch 0's batches
     s.train_ds = make_batches(s.x_train, s.y_train, num_classes, cfg.batch_size, first_epoch, shuffle=True,
