@@ -49,7 +49,8 @@ def cpu_hint(choice: str, backend: str, gpus: int) -> str | None:
     if choice != "off" or gpus or backend != "tensorflow" or not has_bf16_matmul():
         return None
     return ("note: this CPU has bfloat16 units (AMX-BF16 / AVX-512 BF16); --mixed-precision bfloat16 may train "
-            "faster here (README, 'Mixed precision')")
+            "faster here, depending on the architecture (plain convolutions gain, depthwise ones lose: README, "
+            "'Mixed precision')")
 
 
 @contextlib.contextmanager
