@@ -85,11 +85,12 @@ def has_int8_dot() -> bool:
     return bool(f & {"AVX-512 VNNI", "AVX-VNNI", "AMX-INT8", "dot-product", "I8MM"})
 
 
-def has_bf16_matmul() -> bool:
-    """x86 matrix/dot-product units for bfloat16 (AMX-BF16, AVX-512 BF16): where TensorFlow's oneDNN
-    convolutions run bfloat16 natively, so `--mixed-precision bfloat16` can train faster on the CPU
-    (elsewhere bfloat16 is converted in software and slower)."""
-    return is_x86() and bool(set(cpu_features()) & {"AMX-BF16", "AVX-512 BF16"})
+def has_amx_bf16() -> bool:
+    """x86 matrix units for bfloat16 (AMX-BF16, Sapphire Rapids and newer): where TensorFlow's oneDNN
+    convolutions run bfloat16 fast enough that `--mixed-precision bfloat16` can train faster on the CPU.
+    AVX-512 BF16 alone (dot-product instructions, no tiles) does not: with oneDNN capped there, bfloat16
+    steps were 1.4x slower than float32 (docs/results.md, "`vgg16` in one session")."""
+    return is_x86() and "AMX-BF16" in cpu_features()
 
 
 def u8s8_saturates() -> bool:

@@ -52,9 +52,11 @@ def test_bfloat16_hint_only_where_the_cpu_has_bfloat16_units(flags):
     from fer_edge.training.mixed_precision import cpu_hint
 
     flags(WITH_VNNI)
-    assert not sysinfo.has_bf16_matmul() and cpu_hint("off", "tensorflow", 0) is None
-    flags(WITH_VNNI + " amx_tile amx_int8 amx_bf16")
-    assert sysinfo.has_bf16_matmul() and "AMX-BF16" in sysinfo.cpu_summary()
+    assert not sysinfo.has_amx_bf16() and cpu_hint("off", "tensorflow", 0) is None
+    flags(WITH_VNNI + " avx512_bf16")  # bfloat16 dot products without AMX tiles: slower than float32
+    assert not sysinfo.has_amx_bf16() and cpu_hint("off", "tensorflow", 0) is None
+    flags(WITH_VNNI + " avx512_bf16 amx_tile amx_int8 amx_bf16")
+    assert sysinfo.has_amx_bf16() and "AMX-BF16" in sysinfo.cpu_summary()
     assert "--mixed-precision bfloat16" in cpu_hint("off", "tensorflow", 0)
     assert cpu_hint("bfloat16", "tensorflow", 0) is None  # already asked for
     assert cpu_hint("off", "tensorflow", 1) is None  # a GPU trains

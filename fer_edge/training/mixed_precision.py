@@ -3,8 +3,8 @@ copy of the model that is saved as `model.keras`.
 
 Under a mixed policy the layers compute in float16 or bfloat16 while their weights stay float32
 (Micikevicius et al. 2018, arXiv:1710.03740; the Keras mixed-precision guide). It speeds up training on
-GPUs with tensor cores, and bfloat16 on x86 CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16) under
-TensorFlow, whose oneDNN convolutions use them: how much depends on the architecture (README, "Mixed
+GPUs with tensor cores, and bfloat16 on x86 CPUs with AMX-BF16 under TensorFlow, whose oneDNN
+convolutions use it: how much depends on the architecture (README, "Mixed
 precision": measured per step by `scripts/step_time.py --mixed-precision`). On other CPUs it is slower.
 Two things keep the run directory the same as a float32 run's:
 
@@ -25,7 +25,7 @@ from fer_edge.errors import unknown
 
 #: --mixed-precision choice -> (Keras dtype policy, what it is for)
 MIXED_PRECISION: dict[str, tuple[str, str]] = {
-    "off": ("float32", "float32 everywhere (the default; the right choice on a CPU without bfloat16 units)"),
+    "off": ("float32", "float32 everywhere (the default; the right choice on a CPU without AMX-BF16)"),
     "float16": ("mixed_float16", "float16 compute, float32 weights and outputs, dynamic loss scaling "
                                  "(NVIDIA GPUs with tensor cores, Volta and newer)"),
     "bfloat16": ("mixed_bfloat16", "bfloat16 compute, float32 weights and outputs, no loss scaling "
@@ -41,14 +41,14 @@ def policy_name(choice: str) -> str:
 
 
 def cpu_hint(choice: str, backend: str, gpus: int) -> str | None:
-    """One line for the training log when a float32 run on the CPU could use the CPU's bfloat16 units
-    (TensorFlow backend: its oneDNN kernels use AMX; XLA's CPU kernels on JAX were not measured). The
+    """One line for the training log when a float32 run on the CPU could use the CPU's AMX-BF16 units
+    (TensorFlow backend: its oneDNN kernels use them; XLA's CPU kernels on JAX were not measured). The
     run stays as asked: the speed-up depends on the architecture, and the user chooses."""
-    from fer_edge.sysinfo import has_bf16_matmul
+    from fer_edge.sysinfo import has_amx_bf16
 
-    if choice != "off" or gpus or backend != "tensorflow" or not has_bf16_matmul():
+    if choice != "off" or gpus or backend != "tensorflow" or not has_amx_bf16():
         return None
-    return ("note: this CPU has bfloat16 units (AMX-BF16 / AVX-512 BF16); --mixed-precision bfloat16 may train "
+    return ("note: this CPU has AMX-BF16; --mixed-precision bfloat16 may train "
             "faster here, depending on the architecture (plain convolutions gain, depthwise ones lose: README, "
             "'Mixed precision')")
 
