@@ -110,9 +110,12 @@ def measure_peaks(threads: list[int], n: int = 1024, seconds: float = 0.4) -> di
             a, b = inputs[kind]
             feed = {"A": a, "B": b}
             sess.run(None, feed)
-            runs, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds or runs < 3:
+            # The fastest run, not the mean: a peak is what the hardware reached, and on a shared VM the
+            # mean of a 0.4 s window read lower than the backends' own rows (efficiency above 100 %).
+            times, t0 = [], time.perf_counter()
+            while time.perf_counter() - t0 < seconds or len(times) < 3:
+                t = time.perf_counter()
                 sess.run(None, feed)
-                runs += 1
-            peaks.setdefault(str(th), {})[kind] = round(n ** 3 * runs / (time.perf_counter() - t0) / 1e9, 1)
+                times.append(time.perf_counter() - t)
+            peaks.setdefault(str(th), {})[kind] = round(n ** 3 / min(times) / 1e9, 1)
     return peaks
