@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 from fer_edge.version import __version__
 from fer_edge.sysinfo import cpu_dict, cpu_model
+from fer_edge.timing import time_calls
 
 RUNTIME_VERSIONS = ("numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert",
                     "tflite-runtime", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "torch")
@@ -109,13 +109,8 @@ def measure_peaks(threads: list[int], n: int = 1024, seconds: float = 0.4) -> di
             sess = ort.InferenceSession(base64.b64decode(blob), opts, providers=["CPUExecutionProvider"])
             a, b = inputs[kind]
             feed = {"A": a, "B": b}
-            sess.run(None, feed)
             # The fastest run, not the mean: a peak is what the hardware reached, and on a shared VM the
             # mean of a 0.4 s window read lower than the backends' own rows (efficiency above 100 %).
-            times, t0 = [], time.perf_counter()
-            while time.perf_counter() - t0 < seconds or len(times) < 3:
-                t = time.perf_counter()
-                sess.run(None, feed)
-                times.append(time.perf_counter() - t)
-            peaks.setdefault(str(th), {})[kind] = round(n ** 3 / min(times) / 1e9, 1)
+            ms = time_calls(lambda: sess.run(None, feed), warmup=1, min_runs=3, min_time=seconds)
+            peaks.setdefault(str(th), {})[kind] = round(n ** 3 / (min(ms) / 1e3) / 1e9, 1)
     return peaks
