@@ -31,14 +31,14 @@ def render_export(report) -> None:
     cpu = report.cpu or {}
     console().print(f"gate CPU: {escape(str(cpu.get('model')))} ({escape(str(cpu.get('class')))}); hold-out: "
                     f"{escape(report.holdout_source)}")
-    emulated = next((r.emulated_cpu for r in report.rows if r.emulated_cpu), None)
-    if emulated:
-        console().print(f"emulated CPU: {escape(str(emulated))}")
+    from fer_edge.export.api import QEMU_HINT
+
+    if report.emulated_cpu:
+        console().print(f"emulated CPU: {escape(report.emulated_cpu)}")
     elif any(r.quantization == "int8" for r in report.rows):
         # Said on the console, not only in the report: without qemu-user the int8 files were checked on
         # this CPU alone, and the CPU class that broke them before (AVX2, no VNNI) was not asked.
-        console().print("emulated CPU: none, int8 answers checked on this CPU only "
-                        "(apt-get install qemu-user, then export again)")
+        console().print(f"emulated CPU: none, int8 answers checked on this CPU only ({QEMU_HINT}, then export again)")
     for c in report.cross_format:
         console().print(f"cross-format: {c['a']} vs {c['b']}: top-1 agreement {c['agreement']:.4f} (n={c['n']})")
     for r in report.rows:

@@ -35,6 +35,7 @@ from fer_edge.version import __version__
 FLOAT_QUANTIZATIONS = ("none", "fp16")  # gated on top-1 agreement with Keras; the others on accuracy drop
 EMULATED_QUANTIZATIONS = ("int8", "dynamic")  # the ones whose kernels depend on the CPU's features
 EMULATED_MIN_AGREEMENT = 0.99  # int8 files on the emulated second CPU class vs this CPU, top-1
+QEMU_HINT = "apt-get install qemu-user"  # what makes the emulated-CPU check possible
 
 
 @dataclass
@@ -84,6 +85,11 @@ class ExportReport:
     @property
     def ok(self) -> bool:
         return all(r.status == "ok" for r in self.rows)
+
+    @property
+    def emulated_cpu(self) -> str | None:
+        """The second CPU class the int8 files were also run on, or None (no qemu-user here)."""
+        return next((r.emulated_cpu for r in self.rows if r.emulated_cpu), None)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -384,7 +390,7 @@ def _check_choices(formats: str, quantize: str, tta: str, onnx_int8: str, emulat
     emulator = None if emulate == "none" else emulator_for("x86-avx2" if emulate == "auto" else emulate)
     if emulate not in ("auto", "none") and emulator is None:
         raise UsageError(f"--emulate {emulate}: this host cannot run it (needs qemu-user on a matching CPU: "
-                         "apt-get install qemu-user).")
+                         f"{QEMU_HINT}).")
     return pairs, emulator
 
 
@@ -581,8 +587,7 @@ def report_markdown(report: ExportReport) -> str:
                      f"{f(r.delta_acc, '+.2f')} | {f(r.agreement, '.4f')} | {f(r.holdout_acc, '.4f')} | "
                      f"{f(r.holdout_delta, '+.2f')} | {f(r.holdout_agreement, '.4f')} | {f(r.emulated_agreement, '.4f')} | "
                      f"{f(r.ms_per_img, '.3f')} | {r.backend or ''} | {r.note} |")
-    emu = next((r.emulated_cpu for r in report.rows if r.emulated_cpu), None)
-    lines += ["", f"Emulated CPU: {emu or 'none (needs qemu-user on x86-64: apt-get install qemu-user)'}."]
+    lines += ["", f"Emulated CPU: {report.emulated_cpu or 'none (needs qemu-user on x86-64: ' + QEMU_HINT + ')'}."]
     if report.cross_format:
         lines += ["", "Cross-format top-1 agreement on the gate images: " + "; ".join(
             f"{c['a']} vs {c['b']} {c['agreement']:.4f} (n={c['n']})" for c in report.cross_format) + "."]
