@@ -367,15 +367,20 @@ def test_emulate_faces_reaches_the_gate(tmp_path, monkeypatch):
     assert r.exit_code == 2 and seen["emulate_n"] == 37
 
 
-@pytest.mark.parametrize("emulated, expected", [("QEMU Haswell (x86-64 AVX2, no VNNI)", "emulated CPU: QEMU Haswell"),
-                                                (None, "emulated CPU: none, int8 answers checked on this CPU only")])
-def test_console_says_whether_int8_was_checked_on_an_emulated_cpu(emulated, expected, capsys):
+@pytest.mark.parametrize("quant, emulated, expected", [
+    ("int8", "QEMU Haswell (x86-64 AVX2, no VNNI)", "emulated CPU: QEMU Haswell"),
+    ("int8", None, "emulated CPU: none, quantized answers checked on this CPU only"),
+    ("dynamic", None, "emulated CPU: none, quantized answers checked on this CPU only"),
+    ("fp16", None, "gate CPU:")])
+def test_console_says_whether_int8_was_checked_on_an_emulated_cpu(quant, emulated, expected, capsys):
     """Without qemu-user the export still passes, so the console (not only the report) must say that the
     int8 answers were never asked of the CPU class that once broke them."""
     from fer_edge.cli.export import render_export
     from fer_edge.export.api import ExportReport, GateRow
 
-    row = GateRow("tflite", "int8", "ok", emulated_cpu=emulated, emulated_agreement=1.0 if emulated else None)
+    row = GateRow("tflite", quant, "ok", emulated_cpu=emulated, emulated_agreement=1.0 if emulated else None)
     render_export(ExportReport(source="m.keras", out_dir="out", keras_val_acc=0.5, n_val=10, val_source="PublicTest",
                                thresholds={}, rows=[row]))
-    assert expected in " ".join(capsys.readouterr().out.split())
+    out = " ".join(capsys.readouterr().out.split())
+    assert expected in out
+    assert (quant == "fp16") == ("emulated CPU" not in out)  # float files do not depend on the CPU's int kernels

@@ -31,14 +31,15 @@ def render_export(report) -> None:
     cpu = report.cpu or {}
     console().print(f"gate CPU: {escape(str(cpu.get('model')))} ({escape(str(cpu.get('class')))}); hold-out: "
                     f"{escape(report.holdout_source)}")
-    from fer_edge.export.api import QEMU_HINT
+    from fer_edge.export.api import EMULATED_QUANTIZATIONS, QEMU_HINT
 
     if report.emulated_cpu:
         console().print(f"emulated CPU: {escape(report.emulated_cpu)}")
-    elif any(r.quantization == "int8" for r in report.rows):
-        # Said on the console, not only in the report: without qemu-user the int8 files were checked on
-        # this CPU alone, and the CPU class that broke them before (AVX2, no VNNI) was not asked.
-        console().print(f"emulated CPU: none, int8 answers checked on this CPU only ({QEMU_HINT}, then export again)")
+    elif any(r.quantization in EMULATED_QUANTIZATIONS for r in report.rows):
+        # Said on the console, not only in the report: without qemu-user the quantized files were checked
+        # on this CPU alone, and the CPU class that broke them before (AVX2, no VNNI) was not asked.
+        console().print("emulated CPU: none, quantized answers checked on this CPU only "
+                        f"({QEMU_HINT}, then export again)")
     for c in report.cross_format:
         console().print(f"cross-format: {c['a']} vs {c['b']}: top-1 agreement {c['agreement']:.4f} (n={c['n']})")
     for r in report.rows:
