@@ -75,6 +75,52 @@ def test_projected_soft_targets_are_the_teachers_renormalised_probabilities():
         unprojected.compute_loss(x=x, y=y, y_pred=student(x), training=False)
 
 
+def test_flip_tta_teacher_averages_the_batch_and_its_mirror_image():
+    """`--kd-tta flip`: the soft targets are the mean of the teacher's probabilities on each image and on
+    its mirror (width flipped), computed here by hand; a teacher that is not mirror-symmetric gives
+    another loss without it."""
+    keras = pytest.importorskip("keras")
+    from fer_edge.training.distill import make_distiller
+
+    keras.utils.set_random_seed(2)
+    teacher = keras.Sequential([keras.Input((4, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    student = keras.Sequential([keras.Input((4, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(1).normal(size=(5, 4, 6, 1)).astype("float32")
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1]]
+    p_s = keras.ops.convert_to_numpy(student(x)).astype(np.float64)
+
+    def loss(tta):
+        d = make_distiller(student, teacher, temperature=1.0, alpha=1.0, tta=tta)
+        d.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+        return float(d.compute_loss(x=x, y=y, y_pred=student(x), training=False))
+
+    def kl(p_t):
+        return np.mean(np.sum(p_t * (np.log(p_t) - np.log(p_s)), axis=1))
+
+    plain = keras.ops.convert_to_numpy(teacher(x)).astype(np.float64)
+    mirror = keras.ops.convert_to_numpy(teacher(x[:, :, ::-1, :].copy())).astype(np.float64)
+    assert loss("flip") == pytest.approx(kl(0.5 * (plain + mirror)), rel=1e-4, abs=1e-6)
+    assert loss("none") == pytest.approx(kl(plain), rel=1e-4, abs=1e-6)
+    assert abs(kl(plain) - kl(0.5 * (plain + mirror))) > 1e-3  # the two recipes are told apart
+    with pytest.raises(ValueError, match="tta must be one of"):
+        make_distiller(student, teacher, temperature=1.0, alpha=1.0, tta="rot90")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--teacher", "MODEL", "--kd-tta", "flp"], "did you mean 'flip'"),
+    (["--kd-tta", "flip"], "give --teacher"),  # nothing to average
+])
+def test_cli_refuses_a_bad_teacher_tta_in_one_line(tmp_path, sample_data, args, said):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    args = [str(MODELS / "fer_edge_default.keras") if a == "MODEL" else a for a in args]
+    r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--out", str(tmp_path / "x"), *args])
+    assert r.exit_code == 2 and said in r.output.lower() and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "x").exists()
+
+
 def _tiny_teacher(tmp_path, classes: str, spec: str | None):
     keras = pytest.importorskip("keras")
     from fer_edge.training.registry import create_model
@@ -125,9 +171,9 @@ def test_cli_distils_a_two_class_student_from_the_seven_class_bundle(tmp_path, s
     shutil.copy(BUNDLED_SPEC, teacher.with_name("bundled.spec.json"))
     r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",
                                  "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-augment",
-                                 "--teacher", str(teacher)])
+                                 "--teacher", str(teacher), "--kd-tta", "flip"])
     assert r.exit_code == 0, r.output
-    assert "its 7 classes mapped onto the student's 2" in r.output
+    assert "teacher TTA flip, its 7 classes mapped onto the student's 2" in r.output
     bare = tmp_path / "t" / "bare.keras"
     shutil.copy(teacher, bare)  # the same model without its spec: 7 unnamed outputs
     r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",

@@ -7,6 +7,7 @@ import typer
 
 from fer_edge.cli.common import handle_errors
 from fer_edge.cli.app import app
+from fer_edge.spec import TTA_MODES
 
 DEFAULT_DATA = "../shared/fer2013"
 
@@ -56,6 +57,8 @@ def train_cmd(
                                           "with a spec may know more classes than --classes (a 7-class model teaching 4)."),
     kd_temperature: float = typer.Option(3.0, "--kd-temperature", help="Distillation temperature T."),
     kd_alpha: float = typer.Option(0.7, "--kd-alpha", help="Weight of the teacher's soft targets (1 - A: the labels)."),
+    kd_tta: str = typer.Option("none", "--kd-tta", help=f"Teacher test-time augmentation: {' | '.join(TTA_MODES)} "
+                               "(flip: its predictions averaged over each batch and its mirror image)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Keras backend: tensorflow | jax | torch "
                                           "(default: $KERAS_BACKEND, else tensorflow). The run directory is the "
                                           "same on each; export loads model.keras under TensorFlow."),
@@ -88,7 +91,7 @@ def train_cmd(
                     schedule=schedule, patience=patience, strict=strict, max_train=max_train,
                     max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
                     weight_decay=weight_decay, init=init, teacher=teacher, kd_temperature=kd_temperature,
-                    kd_alpha=kd_alpha, mixed_precision=mixed_precision, precise_bn=precise_bn)
+                    kd_alpha=kd_alpha, kd_tta=kd_tta, mixed_precision=mixed_precision, precise_bn=precise_bn)
         for name in names
     ]
     for cfg in configs:

@@ -377,7 +377,7 @@ def _stem(spec: ModelSpec) -> str:
 def _check_choices(formats: str, quantize: str, tta: str, onnx_int8: str, emulate: str):
     """Every name the caller chose, checked before any model is loaded; -> (pairs, emulator or None)."""
     from fer_edge.export.onnx import ONNX_INT8_METHODS
-    from fer_edge.export.tta import TTA_MODES
+    from fer_edge.spec import TTA_MODES
     from fer_edge.sysinfo import EMULATED_CPUS, emulator_for
 
     pairs = expand(formats, quantize)

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-#: test-time augmentation recipes accepted by `--tta` (one table: the CLI validation reads it)
-TTA_MODES = ("none", "flip")
-
 
 def _mirror(width: int) -> np.ndarray:
     return np.eye(width, dtype=np.float32)[::-1].copy()

@@ -61,6 +61,7 @@ class TrainConfig:
     teacher: str | None = None  # distillation: a run directory or .keras model (training.distill)
     kd_temperature: float = 3.0
     kd_alpha: float = 0.7  # weight of the teacher's soft targets (1 - alpha: the labels)
+    kd_tta: str = "none"  # none | flip: the teacher's probabilities averaged over the batch and its mirror
     mixed_precision: str = "off"  # off | float16 | bfloat16 (training.mixed_precision.MIXED_PRECISION)
     precise_bn: int | None = None  # clean training faces to re-estimate BatchNorm statistics on before each
     #                                validation (training.precise_bn); None: the arch's default, 0: off
@@ -182,6 +183,12 @@ def validate_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
     if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
         raise UsageError(f"--kd-alpha must be in [0, 1], got {cfg.kd_alpha}.")
+    from fer_edge.spec import TTA_MODES
+
+    if cfg.kd_tta not in TTA_MODES:
+        raise unknown("teacher TTA mode (--kd-tta)", cfg.kd_tta, TTA_MODES)
+    if cfg.kd_tta != "none" and not cfg.teacher:
+        raise UsageError(f"--kd-tta {cfg.kd_tta} averages a teacher's predictions: give --teacher RUN_OR_MODEL too.")
     from fer_edge.training.mixed_precision import policy_name
 
     policy_name(cfg.mixed_precision)
@@ -668,7 +675,8 @@ def _build_model(s: _Session) -> None:
                                                            s.class_map)
             mapped = ("" if s.teacher_projection is None else
                       f", its {s.teacher_projection.shape[0]} classes mapped onto the student's {s.class_map.num_classes}")
-            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha}{mapped})")
+            tta = "" if cfg.kd_tta == "none" else f", teacher TTA {cfg.kd_tta}"
+            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha}{tta}{mapped})")
 
 
 def _fit_phases(s: _Session, callbacks: list | None) -> None:
@@ -742,7 +750,7 @@ def _compile(s: _Session, lr: float, fraction: float | None):
             from fer_edge.training.distill import make_distiller
 
             fit_model = make_distiller(s.model, s.teacher, cfg.kd_temperature, cfg.kd_alpha,
-                                       s.teacher_projection)
+                                       s.teacher_projection, tta=cfg.kd_tta)
         fit_model.compile(optimizer=_optimizer(s.config["resolved"]["optimizer"], lr, cfg.weight_decay),
                           loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                           metrics=["accuracy"])
