@@ -65,19 +65,27 @@ def test_bfloat16_hint_only_where_the_cpu_has_bfloat16_units(flags):
 
 @pytest.mark.skipif(not sysinfo.is_x86(), reason="x86 CPU classes")
 def test_onnx_backend_uses_exact_kernels_where_u8s8_saturates(flags):
-    """8-bit-weight int8 files get onnxruntime's exact U8U8 kernels on CPUs without VNNI, and the answers
-    stay those of the fast path (exact on this host either way)."""
+    """8-bit-weight int8 files get onnxruntime's exact U8U8 kernels on CPUs without VNNI. Their answers are
+    the int8 graph's own: the same probabilities as LiteRT running the TFLite file the ONNX file was made
+    from, on any host. The fast path agrees only on a host with VNNI: on a real AVX2 CPU without it
+    (session 20's AMD EPYC) its U8S8 kernels changed the top-1 of 4 of these 16 noise images."""
     from fer_edge.runtime.backends import load_backend
 
     path = BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"
     x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
+    host_saturates = sysinfo.u8s8_saturates()  # this machine's real CPU, before the flags are faked
+    reference = load_backend(path.with_suffix(".tflite"), backend="litert").predict(x)
     flags(WITH_VNNI)
     fast = load_backend(path, backend="onnxruntime")
     assert fast.note == ""
     flags(AVX2_ONLY)
     exact = load_backend(path, backend="onnxruntime")
     assert "without VNNI" in exact.note
-    np.testing.assert_array_equal(fast.predict(x).argmax(1), exact.predict(x).argmax(1))
+    got = exact.predict(x)
+    np.testing.assert_array_equal(got.argmax(1), reference.argmax(1))
+    np.testing.assert_allclose(got, reference, atol=1 / 256 + 1e-6)  # within one step of the uint8 output
+    if not host_saturates:
+        np.testing.assert_array_equal(fast.predict(x).argmax(1), got.argmax(1))
 
 
 def _emulated_top1(path, x, cpu_flags: str) -> np.ndarray:
@@ -217,3 +225,57 @@ def test_cli_precision_and_detector_options(astronaut):
     r = CliRunner().invoke(app, ["predict", str(astronaut), "--model", str(BUNDLED_DIR / f"{BUNDLED_STEM}_int8.onnx"),
                                  "--precision", "fp32"])
     assert r.exit_code == 2 and "--precision" in r.output
+
+
+def _shared_weight_qdq_graph():
+    """The shape of a `--tta flip` int8 file in miniature: one weight DequantizeLinear feeding two Convs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fer_edge.export.onnx import OPSET
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s_x"), numpy_helper.from_array(np.array(128, np.uint8), "z_x"),
+             numpy_helper.from_array(rng.integers(-127, 128, (4, 1, 3, 3)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.full(4, 0.01, np.float32), "s_w"), numpy_helper.from_array(np.zeros(4, np.int8), "z_w"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s_y"), numpy_helper.from_array(np.array(128, np.uint8), "z_y")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s_x", "z_x"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "s_w", "z_w"], ["wd"], axis=0, name="w_dq")]
+    for i in (1, 2):
+        nodes += [helper.make_node("Conv", ["xd", "wd"], [f"c{i}"], pads=[i - 1] * 4, name=f"conv{i}"),
+                  helper.make_node("QuantizeLinear", [f"c{i}", "s_y", "z_y"], [f"q{i}"]),
+                  helper.make_node("DequantizeLinear", [f"q{i}", "s_y", "z_y"], [f"d{i}"]),
+                  helper.make_node("ReduceMean", [f"d{i}"], [f"m{i}"], keepdims=0)]
+    nodes.append(helper.make_node("Add", ["m1", "m2"], ["y"]))
+    graph = helper.make_graph(nodes, "shared_weight", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+@pytest.mark.skipif(not sysinfo.is_x86(), reason="onnxruntime's x86-64 exact int8 kernels")
+def test_a_weight_used_twice_still_gets_the_exact_kernels(tmp_path):
+    """onnxruntime's exact-kernel transformer (session.x64quantprecision) cannot load a graph whose weight
+    DequantizeLinear feeds two nodes, as the flip-TTA export's did; the export gives each use a DQ node of
+    its own, and the file then loads with those kernels and computes what the original graph computes."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from fer_edge.export.onnx import _dedicated_weight_dq, _uint8_activations
+    from fer_edge.runtime.backends.onnxruntime import _exact_session
+
+    def exact(model, name):
+        path = tmp_path / name
+        onnx.save(model, path)
+        return _exact_session(ort, path, ort.SessionOptions(), ["CPUExecutionProvider"])
+
+    _, note = exact(_shared_weight_qdq_graph(), "shared.onnx")
+    assert "unfused" in note  # onnxruntime 1.32 refuses it; if a release fixes that, this line says so
+    fixed = _uint8_activations(_dedicated_weight_dq(_shared_weight_qdq_graph()))
+    onnx.checker.check_model(fixed)
+    assert sum(n.op_type == "DequantizeLinear" and n.input[0].startswith("w") for n in fixed.graph.node) == 2
+    session, note = exact(fixed, "dedicated.onnx")
+    assert "exact U8U8 kernels" in note
+    x = np.random.default_rng(1).normal(size=(1, 1, 8, 8)).astype(np.float32)
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(_shared_weight_qdq_graph().SerializeToString(), plain).run(None, {"x": x})[0]
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, atol=1e-3)

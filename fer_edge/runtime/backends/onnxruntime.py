@@ -25,14 +25,17 @@ def _needs_exact_kernels(spec) -> bool:
 
 def _exact_session(ort, path, opts, providers):
     """Reload with onnxruntime's exact U8U8 kernels (session.x64quantprecision); where a graph trips that
-    transformer, run the QDQ graph unfused instead (basic optimisations: float arithmetic, exact)."""
+    transformer (files exported before fer-edge gave each weight's DequantizeLinear one consumer), run the
+    QDQ graph unfused instead (basic optimisations: float arithmetic, no saturation, 2x slower)."""
     opts.add_session_config_entry("session.x64quantprecision", "1")
+    opts.log_severity_level = 4  # a failed attempt is handled below: its ERROR line is not the user's concern
     try:
         return (ort.InferenceSession(str(path), opts, providers=providers),
                 "int8 with 8-bit weights on a CPU without VNNI: exact U8U8 kernels (session.x64quantprecision)")
     except Exception:
         plain = ort.SessionOptions()
         plain.log_severity_level = 3
+        plain.add_session_config_entry("session.intra_op.allow_spinning", "0")
         plain.intra_op_num_threads, plain.inter_op_num_threads = opts.intra_op_num_threads, opts.inter_op_num_threads
         plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         return (ort.InferenceSession(str(path), plain, providers=providers),
