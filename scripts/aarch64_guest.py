@@ -10,6 +10,8 @@ gets a latency (in the guest: EMULATED, not a Raspberry Pi timing).
   aarch64_guest.py predict --data SLICE --out preds.json [--backends onnxruntime,litert]
   aarch64_guest.py frames --out DIR     (the bundled samples inside 640x480 frames, for predict)
   aarch64_guest.py compare x86.json arm64.json [--min-agreement 0.99]
+  aarch64_guest.py agree preds.json     (one machine: each int8 file against the fp32 file of its backend,
+                                         and each file across the two backends)
 """
 from __future__ import annotations
 
@@ -54,7 +56,9 @@ def cmd_predict(args) -> int:
         print(f"no images under {args.data}", file=sys.stderr)
         return 1
     x = np.stack([preprocess_face(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), (48, 48)) for _, _, p in items])
-    result = {"machine": platform.machine(), "python": platform.python_version(),
+    from fer_edge.sysinfo import cpu_summary
+
+    result = {"machine": platform.machine(), "cpu": cpu_summary(), "python": platform.python_version(),
               "ids": [i for i, _, _ in items], "classes": [c for _, c, _ in items], "models": {}}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         for model in bundled_models(backend):
@@ -144,6 +148,36 @@ def cmd_compare(args) -> int:
     return 0 if ok else 1
 
 
+def _pair(models: dict, a: str, b: str) -> str:
+    import numpy as np
+
+    x, y = models[a], models[b]
+    same = np.array(x["top1"]) == np.array(y["top1"])
+    maxdiff = float(np.abs(np.array(x["probs"]) - np.array(y["probs"])).max())
+    return (f"  {a:40s} vs {b:40s} {same.mean():7.2%} ({int(same.sum())}/{len(same)})  max |dprob| {maxdiff:.4f}  "
+            f"acc {x['accuracy']:.4f} / {y['accuracy']:.4f}")
+
+
+def cmd_agree(args) -> int:
+    """Answers on one machine: the int8 files against fp32 (the precision's own cost) and the two runtimes
+    against each other (the same quantized graph, so any difference is the runtime's or the CPU's)."""
+    run = json.loads(Path(args.preds).read_text())
+    models = run["models"]
+    print(f"top-1 agreement on {len(run['ids'])} PublicTest images, {run.get('cpu', run['machine'])}:")
+    for key in models:
+        backend, name = key.split(":", 1)
+        fp32 = f"{backend}:{name.replace('_int8', '_fp32')}"  # a flip-TTA file has no fp32 twin
+        if "_int8" in name and fp32 in models:
+            print(_pair(models, key, fp32))
+    for key in models:
+        backend, name = key.split(":", 1)
+        if backend == "onnxruntime":
+            other = f"litert:{Path(name).stem}.tflite"
+            if other in models:
+                print(_pair(models, key, other))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -158,8 +192,10 @@ def main() -> int:
     c.add_argument("reference")
     c.add_argument("other")
     c.add_argument("--min-agreement", type=float, default=0.99)
+    a = sub.add_parser("agree")
+    a.add_argument("preds")
     args = ap.parse_args()
-    return {"predict": cmd_predict, "frames": cmd_frames, "compare": cmd_compare}[args.cmd](args)
+    return {"predict": cmd_predict, "frames": cmd_frames, "compare": cmd_compare, "agree": cmd_agree}[args.cmd](args)
 
 
 if __name__ == "__main__":

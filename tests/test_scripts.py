@@ -35,3 +35,26 @@ def test_step_time_under_a_mixed_policy():
     assert re.search(r"sequential: \d+ ms per step of 64 -> [\d.]+ min per epoch", r.stdout)
     bad = _script("step_time.py", "--mixed-precision", "fp8", "sequential")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_answers_agreement_on_one_machine(tmp_path):
+    """`aarch64_guest.py agree`: int8 against the fp32 file of its backend, each file across backends,
+    counted from the per-image answers (written here by hand: 2 of 4 images differ between precisions)."""
+    import json
+
+    def model(top1, probs, acc):
+        return {"top1": top1, "probs": probs, "accuracy": acc}
+
+    p = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
+    q = [[0.4, 0.6], [0.2, 0.8], [0.7, 0.3], [0.55, 0.45]]
+    runs = {"ids": list("abcd"), "machine": "x86_64", "cpu": "test CPU",
+            "models": {"onnxruntime:m_int8.onnx": model(["x", "y", "x", "y"], p, 0.5),
+                       "onnxruntime:m_fp32.onnx": model(["y", "y", "x", "x"], q, 0.75),
+                       "litert:m_int8.tflite": model(["x", "y", "x", "y"], p, 0.5)}}
+    (tmp_path / "preds.json").write_text(json.dumps(runs))
+    r = _script("aarch64_guest.py", "agree", str(tmp_path / "preds.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert "test CPU" in lines[0] and len(lines) == 3
+    assert "m_fp32.onnx" in lines[1] and "50.00% (2/4)" in lines[1] and "max |dprob| 0.5000" in lines[1]
+    assert "litert:m_int8.tflite" in lines[2] and "100.00% (4/4)" in lines[2] and "max |dprob| 0.0000" in lines[2]
