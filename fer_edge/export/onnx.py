@@ -95,7 +95,7 @@ def _dedicated_weight_dq(proto):
     and its mirror through the same weights) comes out of tf2onnx with one DQ node feeding both Convs;
     onnxruntime's S8->U8 weight transformer (session.x64quantprecision, the exact kernels of a CPU
     without VNNI) then fails to load it ("Attempt to replace the existing tensor") and the runtime falls
-    back to the unfused QDQ graph: 6.6 against 3.1 ms a face for the bundled flip file on an AVX2 EPYC
+    back to the unfused QDQ graph: 6.6 against 3.0 ms a face for the bundled flip file on an AVX2 EPYC
     (session 20). A DQ of its own per node is onnxruntime's `DedicatedQDQPair` layout; the weights are
     stored once per use, which `_uint8_activations` then gives initializers of their own."""
     import copy
