@@ -71,6 +71,28 @@ def test_trains_without_tensorflow_distils_and_exports(tmp_path, backend, mixed)
     assert all(row.agreement == 1.0 for row in fp32)  # the JAX-trained weights run the same under TF
 
 
+@pytest.mark.large  # ~20 s: one JAX process, TensorFlow installed and importable
+def test_jax_training_never_imports_tensorflow(tmp_path):
+    """On an `[all]` install Keras would import TensorFlow into a JAX run twice over, to seed it and to
+    probe for it while saving: seconds and ~0.5 GB a process for nothing (`tensorflow_hidden`)."""
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    code = textwrap.dedent("""
+        import atexit, sys
+        atexit.register(lambda: print("TF-IMPORTED" if "tensorflow" in sys.modules else "TF-ABSENT"))
+        from fer_edge.cli.main import app
+        sys.argv = ["fer-edge", *sys.argv[1:]]
+        app()
+    """)
+    r = subprocess.run([sys.executable, "-c", code, "train", "--data", str(SAMPLE), "--arch", "edgenet_tiny",
+                        "--epochs", "1", "--out", str(tmp_path / "runs")], capture_output=True, text=True,
+                       env=dict(os.environ, KERAS_BACKEND="jax"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == "TF-ABSENT", r.stdout[-2000:]
+    run = next((tmp_path / "runs").iterdir())
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+
+
 def test_unknown_backend_is_a_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fer_edge", "train", "--data", str(SAMPLE), "--backend", "jaxx",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)

@@ -276,7 +276,7 @@ def make_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int
     if keras.backend.backend() == "tensorflow":
         if first_epoch:
             kw["seed"] = resumed_stream_seed(kw.get("seed", 42), first_epoch)
-            keras.utils.set_random_seed(kw["seed"])
+            keras.utils.set_random_seed(kw["seed"])  # the TensorFlow backend: tf.data's seed too
         return make_dataset(x, y, num_classes, batch_size, **kw)
     return make_array_batches(x, y, num_classes, batch_size, first_epoch=first_epoch, **kw)
 

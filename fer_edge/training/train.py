@@ -77,10 +77,12 @@ def write_json(path: Path, obj: Any) -> None:
 
 def save_keras_atomic(model, path: Path) -> None:
     """Save a .keras model under a temporary name ending in .keras (Keras picks the format from it), then
-    rename: a reader never sees a half-written model.keras or last.keras."""
+    rename: a reader never sees a half-written model.keras or last.keras. On JAX and PyTorch, Keras'
+    serializer would import TensorFlow only to probe for it: hidden (`tensorflow_hidden`)."""
+    from fer_edge.keras_backends import tensorflow_hidden
     from fer_edge.outputs import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, tensorflow_hidden():
         model.save(tmp)
 
 
@@ -549,9 +551,10 @@ def _load_data(s: _Session) -> None:
     """Seed every RNG, then load the splits (and a stratified --max-train subsample): a data error stops
     the run here, before a run directory exists."""
     from fer_edge.data import load_splits, stratified_sample
+    from fer_edge.keras_backends import set_random_seed
 
     cfg = s.cfg
-    s.keras.utils.set_random_seed(cfg.seed)
+    set_random_seed(cfg.seed)
     s.splits = load_splits(cfg.data, s.class_map, cfg.val_split, cfg.seed, cfg.strict, cfg.cache_dir)
     s.x_train, s.y_train = s.splits.x_train, s.splits.y_train
     if len(s.y_train) == 0:
