@@ -91,7 +91,7 @@ def test_cam_without_gui_says_what_to_do(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "--no-display" in r.output
 
 
-@pytest.mark.large  # builds every full-size architecture to count its MACs: ~9 s
+@pytest.mark.large  # builds every full-size architecture and its upscaled variant to count its MACs: ~20 s
 def test_models_json():
     r = runner.invoke(app, ["models", "--json"])
     assert r.exit_code == 0, r.output
@@ -99,6 +99,9 @@ def test_models_json():
     names = {x["name"] for x in rows}
     assert {"vgg", "vgg16", "resnet50", "resnet50v2", "efficientnetb0", "mini_xception", "sequential", "edgenet"} <= names
     assert all(x["params"] > 0 and x["macs"] > 0 for x in rows)
+    by = {x["name"]: x for x in rows}
+    assert by["efficientnetb0_96"]["tier"] == "upscaled" and by["efficientnetb0"]["tier"] == "full"
+    assert by["efficientnetb0_96"]["params"] == by["efficientnetb0"]["params"]
 
 
 def test_train_without_tensorflow_says_pip_command(tmp_path):

@@ -54,6 +54,25 @@ def test_tiny_variants_are_registered_but_not_in_the_zoo():
         assert count_macs(create_model(tiny, None, 7)) < count_macs(create_model(full, None, 7)) / 10
 
 
+def test_upscaled_variants_resize_inside_and_stay_out_of_the_zoo():
+    """`efficientnetb0_96`: the same weights as `efficientnetb0`, the 48x48 face resized to 96x96 inside
+    the model (so exported files keep the 48x48 input), about 3x the MACs, not trained by `--arch all`."""
+    upscaled = set(list_models(("upscaled",)))
+    assert upscaled == {"vgg16_96", "resnet50_96", "resnet50v2_96", "efficientnetb0_96"}
+    assert not upscaled & set(resolve_archs("all"))
+    base, big = create_model("efficientnetb0", None, 7), create_model("efficientnetb0_96", None, 7)
+    assert big.input_shape == base.input_shape == (None, 48, 48, 1)
+    assert big.get_layer("upscale").output.shape[1:3] == (96, 96)
+    assert big.get_layer("backbone").output.shape[1:3] == (3, 3) and base.get_layer("backbone").output.shape[1:3] == (2, 2)
+    assert big.count_params() == base.count_params()
+    assert 2.5 < count_macs(big) / count_macs(base) < 4.5  # 3.1x: at 48x48 "same" padding rounds the maps up
+    a, b = get_arch("efficientnetb0"), get_arch("efficientnetb0_96")
+    assert (a.family, a.defaults, a.pretrained) == (b.family, b.defaults, b.pretrained)
+    x = np.random.default_rng(0).integers(0, 255, (2, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(big(x, training=False)).sum(1), 1.0, rtol=1e-4)
+    keras.backend.clear_session()
+
+
 @pytest.mark.parametrize("name", list(_tiers()))
 def test_builds_and_trains_one_step(name):
     keras.utils.set_random_seed(0)

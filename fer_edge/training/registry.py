@@ -7,6 +7,13 @@ Size tiers: a family that has a width knob also registers `NAME_tiny`, the same 
 filters (`tiny=` below). Tests train and export those in seconds through the very code paths users
 run; the full-size models are tested under the `large` marker. Tiny variants are real architectures
 (`--arch edgenet_tiny` trains) but are left out of `--arch all` and `fer-edge models`.
+
+Upscaled variants: an ImageNet backbone built for 224x224 reaches a 2x2 (ResNet, EfficientNet) or 1x1
+(VGG16) feature map on a 48x48 face, so a family may also register `NAME_96` (`upscaled=`), the same
+builder with the face resized inside the model (bilinear, before the backbone). The input stays 48x48
+gray, so every exported file, the runtime and the preprocessing are unchanged; the MACs grow with the
+area (3-4x at 96: at 48x48 "same" padding rounds the deeper maps up). Left out of `--arch all` (on a
+2-core CPU a zoo run of them would take days), listed by `fer-edge models`.
 """
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ class ArchInfo:
     pretrained: bool = False  # accepts --weights imagenet|PATH
     cam: bool = False  # head = GAP -> linear classifier: qualifies for edge CAM
     input_shape: tuple[int, int, int] = (48, 48, 1)  # H, W, C the model is built for (FER2013: 48x48 gray)
-    tier: str = "full"  # full | tiny (a test-size variant of a full family)
+    tier: str = "full"  # full | tiny (a test-size variant of a full family) | upscaled (NAME_96)
 
     def default_lr(self, weights: Any = "none") -> float:
         """The learning rate `fer-edge train` uses when none is given: `scratch_lr` from random weights
@@ -50,9 +57,10 @@ _REGISTRY: dict[str, ArchInfo] = {}
 
 def register_model(name: str, *, source: str, family: str, defaults: dict | None = None,
                    pretrained: bool = False, cam: bool = False, input_shape: tuple = (48, 48, 1),
-                   tiny: dict | None = None):
-    """Decorator: register `fn(input_shape, num_classes, **kw) -> keras.Model` under `name`, and with
-    `tiny` (builder keyword arguments, e.g. narrow widths) its test-size variant `NAME_tiny`."""
+                   tiny: dict | None = None, upscaled: tuple[int, ...] = ()):
+    """Decorator: register `fn(input_shape, num_classes, **kw) -> keras.Model` under `name`; with `tiny`
+    (builder keyword arguments, e.g. narrow widths) its test-size variant `NAME_tiny`; with `upscaled`
+    (sizes) `NAME_<size>`, built with `upscale=<size>` (the builder resizes the input to size x size)."""
 
     def deco(fn):
         shape = tuple(int(v) for v in input_shape)
@@ -61,6 +69,11 @@ def register_model(name: str, *, source: str, family: str, defaults: dict | None
             _REGISTRY[f"{name}_tiny"] = ArchInfo(
                 f"{name}_tiny", functools.partial(fn, **tiny), f"{source}; test-size variant {tiny}", family,
                 dict(defaults or {}), pretrained, cam, shape, tier="tiny")
+        for size in upscaled:
+            _REGISTRY[f"{name}_{int(size)}"] = ArchInfo(
+                f"{name}_{int(size)}", functools.partial(fn, upscale=int(size)),
+                f"{source}; the 48x48 face upscaled to {int(size)}x{int(size)} inside the model", family,
+                dict(defaults or {}), pretrained, cam, shape, tier="upscaled")
         return fn
 
     return deco

@@ -7,6 +7,8 @@ GAP -> 512 -> 0.5 -> 256 -> 0.3 -> softmax, with a BatchNorm between each Dense 
 (`head_norm=False`: the study's own, whose first Dense dies within ~100 Adam steps from scratch:
 common.apply_dense_head). `weights`: "imagenet" (Keras' own download and
 cache; fails offline with a clear message), None, or a path to a local no-top weights file.
+`upscale`: the `NAME_96` variants (registry.py) resize the face bilinearly inside the model first, so a
+backbone designed for 224x224 ends on a 3x3 feature map (ResNet, EfficientNet) instead of 2x2.
 """
 from __future__ import annotations
 
@@ -41,15 +43,20 @@ def resolve_weights(weights):
     return None, path
 
 
-def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="none", head_norm: bool = True, **_):
+def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="none", head_norm: bool = True,
+              upscale: int | None = None, **_):
     kweights, local = resolve_weights(weights)
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = inputs
+    size = tuple(input_shape[:2])
+    if upscale:
+        size = (int(upscale), int(upscale))
+        x = layers.Resizing(*size, interpolation="bilinear", name="upscale")(x)
     if input_shape[-1] == 1:
-        x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
     x = _normalise(x, mode)
     try:
-        base = app_fn(include_top=False, weights=kweights, input_shape=(*input_shape[:2], 3), name="backbone")
+        base = app_fn(include_top=False, weights=kweights, input_shape=(*size, 3), name="backbone")
     except Exception as exc:  # offline download, corrupt cache...
         if kweights == "imagenet":
             raise ModelError(
@@ -65,7 +72,7 @@ def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="n
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = apply_dense_head(x, num_classes, norm=head_norm)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name if not upscale else f"{name}_{int(upscale)}")
 
 
 #: precise_bn: from scratch, these backbones' BatchNorm moving averages lag far behind their weights early
@@ -73,28 +80,32 @@ def _backbone(app_fn, name: str, mode: str, input_shape, num_classes, weights="n
 _TWO_PHASE = {"lr": 1e-3, "two_phase": True, "finetune_lr": 1e-5, "finetune_fraction": 0.3, "precise_bn": 4096}
 
 
+#: the upscaled variants (NAME_96): 4x the MACs, the same weights; for a GPU (docs/results.md, "The whole zoo")
+_UPSCALED = (96,)
+
+
 #: vgg16 has no normalisation layer: from scratch at 1e-3 (Adam) its pooled features varied by 2e6 across faces
 #: after one epoch (scripts/head_health.py) and it answered the majority class; at 1e-4 it left it by epoch 2
 #: (docs/results.md, "The whole zoo")
 @register_model("vgg16", source="Simonyan & Zisserman 2015; keras.applications.VGG16", family="applications",
-                defaults={**_TWO_PHASE, "scratch_lr": 1e-4}, pretrained=True)
+                defaults={**_TWO_PHASE, "scratch_lr": 1e-4}, pretrained=True, upscaled=_UPSCALED)
 def vgg16(input_shape, num_classes, weights="none", **kw):
     return _backbone(keras.applications.VGG16, "vgg16", "caffe", input_shape, num_classes, weights, **kw)
 
 
 @register_model("resnet50", source="He et al. 2016 (arXiv:1512.03385); keras.applications.ResNet50",
-                family="applications", defaults=_TWO_PHASE, pretrained=True)
+                family="applications", defaults=_TWO_PHASE, pretrained=True, upscaled=_UPSCALED)
 def resnet50(input_shape, num_classes, weights="none", **kw):
     return _backbone(keras.applications.ResNet50, "resnet50", "caffe", input_shape, num_classes, weights, **kw)
 
 
 @register_model("resnet50v2", source="He et al. 2016 (arXiv:1603.05027); keras.applications.ResNet50V2",
-                family="applications", defaults=_TWO_PHASE, pretrained=True)
+                family="applications", defaults=_TWO_PHASE, pretrained=True, upscaled=_UPSCALED)
 def resnet50v2(input_shape, num_classes, weights="none", **kw):
     return _backbone(keras.applications.ResNet50V2, "resnet50v2", "tf", input_shape, num_classes, weights, **kw)
 
 
 @register_model("efficientnetb0", source="Tan & Le 2019 (arXiv:1905.11946); keras.applications.EfficientNetB0",
-                family="applications", defaults=_TWO_PHASE, pretrained=True)
+                family="applications", defaults=_TWO_PHASE, pretrained=True, upscaled=_UPSCALED)
 def efficientnetb0(input_shape, num_classes, weights="none", **kw):
     return _backbone(keras.applications.EfficientNetB0, "efficientnetb0", "none", input_shape, num_classes, weights, **kw)
