@@ -89,7 +89,7 @@ def test_jax_training_never_imports_tensorflow(tmp_path):
                        env=dict(os.environ, KERAS_BACKEND="jax"), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().splitlines()[-1] == "TF-ABSENT", r.stdout[-2000:]
-    run = next((tmp_path / "runs").iterdir())
+    run = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())  # beside leaderboard.csv
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
 
 
