@@ -121,7 +121,7 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
     of `predict`: unique names, never an input, existing files only with `overwrite`; an unreadable image
     is a record with an "error", not the end of the batch)."""
     from fer_edge.errors import FerEdgeError
-    from fer_edge.outputs import annotated_names, check_outputs
+    from fer_edge.outputs import plan_annotated_outputs
     from fer_edge.runtime.images import collect_images, read_image, write_image_atomic
     from fer_edge.runtime.recognizer import EmotionRecognizer
     from fer_edge.training.keras_backend import KerasBackend
@@ -134,13 +134,8 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
         from fer_edge.errors import unknown
 
         raise unknown("target class", target, ["top", *spec.labels])
-    out_dir = Path(output) if output else None
     files = collect_images(images)
-    targets = [None] * len(files)
-    if out_dir:
-        targets = [out_dir / n for n in annotated_names(files, f"_{method}.png")]
-        check_outputs(targets, files, overwrite)
-        out_dir.mkdir(parents=True, exist_ok=True)
+    targets = plan_annotated_outputs(files, output, overwrite, suffix=f"_{method}.png")
     records = []
     for f, target_png in zip(files, targets):
         try:
@@ -176,7 +171,7 @@ def explain_images(model_path: str | Path, images: list[str], method: str = "gra
                 face["explained"].append({"label": spec.labels[c], "score": round(float(probs[i, c]), 6), **_map_stats(m)})
             tiles.append(np.hstack(row))
             record["faces"].append(face)
-        if out_dir:
+        if target_png is not None:
             width = max(t.shape[1] for t in tiles)
             sheet = np.vstack([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0))) for t in tiles])
             write_image_atomic(target_png, sheet)

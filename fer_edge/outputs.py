@@ -47,6 +47,22 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = 
             raise UsageError(f"{existing[0]} exists{more}; pass --overwrite to replace it, or choose another name.")
 
 
+def plan_annotated_outputs(files: list[Path], output: str | Path | None, overwrite: bool = False,
+                           suffix: str = "_fer.png") -> list[Path | None]:
+    """The annotated copy each input gets in the folder `output` (None each when no folder is given),
+    checked by `check_outputs` and the folder made, before any work: `predict` and `explain` share it, so
+    neither can write over an input or trip on an `--output` that is a file."""
+    if not output:
+        return [None] * len(files)
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output {out_dir}: exists and is not a folder; give a folder for the annotated images.")
+    targets: list[Path | None] = [out_dir / n for n in annotated_names(files, suffix)]
+    check_outputs(targets, files, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return targets
+
+
 def annotated_names(files: list[Path], suffix: str = "_fer.png") -> list[str]:
     """Unique output names for `files`, one each: `<stem>_fer.png` when that is unique in the batch, else
     `<stem>_<ext>_fer.png`, else with the parent folders' names in front (`a_photo_jpg_fer.png`),

@@ -65,6 +65,11 @@ def test_explain_cli_outputs(tiny_run, astronaut, tmp_path, sample_data):
     assert all(r["faces"][0]["explained"][0]["label"] == "happy" for r in crops)
     with pytest.raises(UsageError, match="Did you mean 'happy'"):
         explain_images(tiny_run / "model.keras", [str(astronaut)], target="hapy")
+    a_file = tmp_path / "sheet.png"  # --output names a file: refused before any work, the file kept
+    a_file.write_bytes(b"mine")
+    with pytest.raises(UsageError, match="not a folder"):
+        explain_images(tiny_run / "model.keras", [str(astronaut)], output=a_file)
+    assert a_file.read_bytes() == b"mine"
 
 
 def test_checks(tiny_run, tiny_exports, sample_data, tmp_path):

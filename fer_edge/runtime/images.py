@@ -71,18 +71,11 @@ def predict_images(recognizer, paths: list[str | Path], output: str | Path | Non
     One bad image does not stop the batch: its record has an "error" and no "faces" (callers decide
     the exit code). Output names are unique per input (see outputs.annotated_names), never an input,
     and existing files are refused before any work unless `overwrite`."""
-    from fer_edge.outputs import annotated_names, check_outputs
+    from fer_edge.outputs import plan_annotated_outputs
     from fer_edge.runtime.draw import draw_results
 
     files = collect_images(paths)
-    out_dir = Path(output) if output else None
-    targets: list[Path | None] = [None] * len(files)
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise DataError(f"--output {out_dir}: exists and is not a folder.")
-        targets = [out_dir / n for n in annotated_names(files)]
-        check_outputs(targets, files, overwrite)
-        out_dir.mkdir(parents=True, exist_ok=True)
+    targets = plan_annotated_outputs(files, output, overwrite)
     records = []
     for f, target in zip(files, targets):
         try:

@@ -111,6 +111,16 @@ def test_predict_never_writes_over_an_input(tmp_path):
     assert _digest(tmp_path / "face_fer.png") == before
 
 
+def test_predict_output_that_is_a_file_is_refused(tmp_path):
+    img = cv2.imread(str(H.sample_faces()[0]))
+    cv2.imwrite(str(tmp_path / "face.png"), img)
+    (tmp_path / "out.png").write_bytes(b"mine")
+    r = run_cli("predict", str(tmp_path / "face.png"), "--output", str(tmp_path / "out.png"))
+    last = r.stderr.strip().splitlines()[-1]  # LiteRT's own INFO line may come before it
+    assert r.returncode == 2 and "Traceback" not in r.stderr and last.startswith("error:") and "not a folder" in last, r.stderr
+    assert (tmp_path / "out.png").read_bytes() == b"mine"
+
+
 def test_interrupted_writes_leave_no_file_under_the_final_name(tmp_path, monkeypatch):
     from fer_edge import outputs
 
