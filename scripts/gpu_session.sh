@@ -194,11 +194,11 @@ PY
   launch edgenet-2c 2 --arch edgenet --classes 2 --init "$BUNDLED" --teacher "$BUNDLED" --class-weight balanced \
     --epochs "$E_FT" --lr 1e-3 --erasing 0.5 --patience 1000
   # the study's backbones from random weights at 48x48, to early stopping on the validation split: none by
-  # default since session 21 (vgg, vgg16 and resnet50v2 met 60 % on the CPU; a backbone's model.keras is
+  # default since session 21 (vgg, vgg16, resnet50v2 and resnet50 met 60 % on the CPU; a backbone's model.keras is
   # over the 16 MB that may come back, and it would take the GPU from the edgenet runs above). The two
-  # short of 60 % at 48x48 are worth their upscaled variants: GPU_SESSION_ZOO="efficientnetb0_96 resnet50_96".
-  # Distilled from the bundle as on the CPU (session 23: resnet50 57.70 % from labels in 30 epochs, 61.19 %
-  # distilled in 21; docs/results.md)
+  # short of 60 % at 48x48 from labels are worth their upscaled variants: GPU_SESSION_ZOO="efficientnetb0_96
+  # resnet50_96", distilled from the bundle as on the CPU (session 23: resnet50 57.70 % from labels in 30
+  # epochs, 61.19 % distilled in 21; session 24: efficientnetb0_96 57.79 % at epoch 12; docs/results.md)
   for a in ${GPU_SESSION_ZOO:-}; do
     launch "zoo-$a" 1 --arch "$a" --epochs "$E_ZOO" --patience 10 --teacher "$BUNDLED" --kd-tta flip
   done
