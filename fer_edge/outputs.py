@@ -47,6 +47,13 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = 
             raise UsageError(f"{existing[0]} exists{more}; pass --overwrite to replace it, or choose another name.")
 
 
+def check_output_folder(folder: Path, option: str = "--output") -> None:
+    """Refuse (UsageError) a folder option that names an existing file, before anything is made in it:
+    `mkdir(exist_ok=True)` would otherwise fail on it with a traceback."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: exists and is not a folder; name a folder, new or existing.")
+
+
 def plan_annotated_outputs(files: list[Path], output: str | Path | None, overwrite: bool = False,
                            suffix: str = "_fer.png") -> list[Path | None]:
     """The annotated copy each input gets in the folder `output` (None each when no folder is given),
@@ -55,8 +62,7 @@ def plan_annotated_outputs(files: list[Path], output: str | Path | None, overwri
     if not output:
         return [None] * len(files)
     out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--output {out_dir}: exists and is not a folder; give a folder for the annotated images.")
+    check_output_folder(out_dir)
     targets: list[Path | None] = [out_dir / n for n in annotated_names(files, suffix)]
     check_outputs(targets, files, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import numpy as np
 from fer_edge.errors import DataError, ModelError, UsageError, unknown
 from fer_edge.formats import Format, artifact_name, expand, load_ref
 from fer_edge.metrics import classification_report
-from fer_edge.outputs import atomic_write_text
+from fer_edge.outputs import atomic_write_text, check_output_folder
 from fer_edge.rundir import EXPORT_DIR, RunDir, file_sha256, holdout_unseen, resolve_model
 from fer_edge.spec import ModelSpec
 from fer_edge.status import icon
@@ -397,8 +397,7 @@ def _check_choices(formats: str, quantize: str, tta: str, onnx_int8: str, emulat
 def _out_dir(out, model_path: Path, run: RunDir | None) -> Path:
     """--out, or export/ inside the run (beside the .keras file when there is no run)."""
     out_dir = Path(out) if out else (run.export_dir if run else model_path.parent / EXPORT_DIR)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir}: exists and is not a folder.")
+    check_output_folder(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
 

@@ -69,7 +69,7 @@ def predict_images(recognizer, paths: list[str | Path], output: str | Path | Non
     """Run the recognizer on every image; write annotated copies to `output` when given.
 
     One bad image does not stop the batch: its record has an "error" and no "faces" (callers decide
-    the exit code). Output names are unique per input (see outputs.annotated_names), never an input,
+    the exit code). Output names are unique per input (see outputs.plan_annotated_outputs), never an input,
     and existing files are refused before any work unless `overwrite`."""
     from fer_edge.outputs import plan_annotated_outputs
     from fer_edge.runtime.draw import draw_results
