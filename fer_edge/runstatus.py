@@ -3,8 +3,8 @@ processes from training one run directory at once.
 
 Why: on a small machine a run is trained in slices (`--max-minutes`, Ctrl-C, a session that ends), and
 a run directory alone does not say whether its training is still going, was killed (kill -9, a reboot:
-config.json still says "running"), or stopped and can go on. `train` records its process id and host in
-config.json; here that is checked against the live processes of this machine.
+config.json still says "running"), or stopped and can go on. `train` records its process id, host, boot
+and start time in config.json; here that is checked against the live processes of this machine.
 
 Ground floor: the standard library and `fer_edge.rundir` only (no Keras).
 """
@@ -33,6 +33,23 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+def process_identity(pid: int) -> dict[str, str | int]:
+    """What tells process `pid` apart from a later one given the same id: the boot it runs in and its start
+    time (Linux, from /proc). A process id and a host name alone are not enough: after a reboot, or on
+    another machine of the same name (VMs and containers are often all "vm" or "localhost"), the id of a
+    run's trainer may belong to an unrelated process, which would then pass for it and block `--resume`.
+    Empty where /proc is missing: the id and the host then decide alone, as before."""
+    ident: dict[str, str | int] = {}
+    try:
+        ident["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        # field 22 of /proc/PID/stat (start time, in clock ticks since boot); the fields are counted after
+        # the ")" that closes field 2, the command name, which may itself hold spaces or ")"
+        ident["pid_start"] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        pass
+    return ident
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine (signal 0 checks without sending)."""
     if pid <= 0:
@@ -55,7 +72,12 @@ def liveness(config: dict) -> str:
         return "unknown"
     if config.get("host") != this_host():
         return "elsewhere"
-    return "running" if process_alive(pid) else "killed"
+    if not process_alive(pid):
+        return "killed"
+    now = process_identity(pid)
+    if any(key in now and key in config and config[key] != now[key] for key in ("boot_id", "pid_start")):
+        return "killed"  # the id now names another process: the machine rebooted, or this is a same-named one
+    return "running"
 
 
 def budget_left(state: dict, epochs: int, has_resume_point: bool) -> str:

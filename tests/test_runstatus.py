@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from fer_edge.cli.main import app
 from fer_edge.rundir import RunDir
-from fer_edge.runstatus import RUN_STATUSES, budget_left, owner, progress, runs_table, this_host
+from fer_edge.runstatus import (RUN_STATUSES, budget_left, liveness, owner, process_identity, progress, runs_table,
+                                 this_host)
 
 
 def _run(root, name, status, epoch=3, epochs=10, budget=False, last=False, **config):
@@ -76,6 +77,25 @@ def test_owner_is_a_live_other_process_of_this_host(dead_pid):
         assert owner({**cfg, "host": "elsewhere"}) is None
         assert owner({**cfg, "pid": dead_pid}) is None
         assert owner({**cfg, "pid": __import__("os").getpid()}) is None  # the resuming process itself
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.skipif(not process_identity(__import__("os").getpid()), reason="needs Linux /proc")
+def test_a_reused_process_id_is_not_the_runs_trainer():
+    """Every session of this project lands on a new VM named "vm": a run directory carried over in git says
+    "running" with a pid that, there, may belong to anything. The boot and start time tell them apart."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ident = process_identity(sleeper.pid)
+        assert set(ident) == {"boot_id", "pid_start"} and ident != process_identity(__import__("os").getpid())
+        cfg = {"status": "running", "pid": sleeper.pid, "host": this_host(), **ident}
+        assert liveness(cfg) == "running" and owner(cfg) == sleeper.pid
+        assert liveness({**cfg, "boot_id": "another-boot"}) == "killed"  # a reboot, or a same-named machine
+        assert liveness({**cfg, "pid_start": ident["pid_start"] + 1}) == "killed"  # the id, reused
+        assert owner({**cfg, "boot_id": "another-boot"}) is None
+        assert liveness({k: v for k, v in cfg.items() if k not in ident}) == "running"  # older config.json
     finally:
         sleeper.kill()
         sleeper.wait()

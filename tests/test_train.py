@@ -107,6 +107,10 @@ def test_time_budget_stops_finished_and_resumable(tmp_path, sample_data, cache_d
     assert state["epoch"] == 1 and state["budget_reached"]
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "finished" and config["pid"] == __import__("os").getpid() and config["host"]
+    from fer_edge.runstatus import process_identity
+
+    ident = process_identity(config["pid"])  # {} off Linux
+    assert all(config[key] == value for key, value in ident.items()), (ident, config)
     assert json.loads((run / "metrics.json").read_text())["budget_reached"]
     assert (run / "last.keras").is_file()
     assert any("--max-minutes M" in m for m in logs), logs

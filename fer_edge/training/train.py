@@ -568,7 +568,7 @@ def _prepare_run(s: _Session) -> None:
     """Create the run directory of a new run, resolve the architecture's defaults, and write config.json
     (status running) and spec.json now: an interrupted or crashed run is still described on disk."""
     from fer_edge import keras_backends as kb
-    from fer_edge.runstatus import this_host
+    from fer_edge.runstatus import process_identity, this_host
     from fer_edge.training.registry import from_scratch
 
     cfg, info = s.cfg, s.info
@@ -597,6 +597,7 @@ def _prepare_run(s: _Session) -> None:
         # who trains it: `fer-edge runs` and `--resume` tell a live run from a killed one (runstatus)
         "pid": os.getpid(),
         "host": this_host(),
+        **process_identity(os.getpid()),  # boot_id, pid_start: a reused id is not this run's trainer
     }
     if s.resumed:
         s.config["started"] = s.saved.get("started")
