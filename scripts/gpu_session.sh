@@ -30,6 +30,9 @@ SLIM=(fer_edge/models/fer_edge_default_fp32.tflite fer_edge/models/fer_edge_defa
       fer_edge/models/fer_edge_flip_int8.onnx fer_edge/models/fer_edge_flip_int8.tflite
       fer_edge/models/fer_edge_default_int8.onnx fer_edge/models/fer_edge_default_int8.tflite
       docs/explain/gallery.png zoo/20261202-130658-mini_xception-7c/model.keras)
+# and the resume points of long CPU runs carried between sessions in git (checkpoints/README.md): the device
+# trains its own runs and never reads them
+while IFS= read -r f; do SLIM+=("$f"); done < <(git -C "$REPO" ls-files -- 'checkpoints/*.keras' 'checkpoints/*.npz')
 
 slim() {
   cd "$REPO"
