@@ -7,7 +7,8 @@
 #            -> .gpu/ (git-ignored): keras/namex/optree wheels for the device's Python 3.12 and
 #               FER2013 packed losslessly (scripts/fer2013_pack.py). PublicTest is packed too when the
 #               whole call still fits the 64 MiB that may travel; otherwise Training only. To make room,
-#               the tracked files the device never reads (SLIM: exported bundles, a zoo model, a figure)
+#               the tracked files the device never reads (SLIM: exported bundles, a zoo model, a figure,
+#               the resume points in checkpoints/)
 #               are emptied in place; `restore` (or `import`) brings them back from git.
 #   device:  run(command="bash scripts/gpu_session.sh run", carry=[".gpu"], timeout_s=600)
 #   here:    scripts/gpu_session.sh import <files_at>      # -> runs/gpu/<run dirs>, speed/bench JSON, log
