@@ -31,25 +31,33 @@ SLIM=(fer_edge/models/fer_edge_default_fp32.tflite fer_edge/models/fer_edge_defa
       fer_edge/models/fer_edge_flip_int8.onnx fer_edge/models/fer_edge_flip_int8.tflite
       fer_edge/models/fer_edge_default_int8.onnx fer_edge/models/fer_edge_default_int8.tflite
       docs/explain/gallery.png zoo/20261202-130658-mini_xception-7c/model.keras)
-# and the resume points of long CPU runs carried between sessions in git (checkpoints/README.md): the device
-# trains its own runs and never reads them
-while IFS= read -r f; do SLIM+=("$f"); done < <(git -C "$REPO" ls-files -- 'checkpoints/*.keras' 'checkpoints/*.npz')
+
+# SLIM, and the resume points of long CPU runs carried between sessions in git (checkpoints/README.md): the
+# device trains its own runs and never reads them. Listed by slim and restore only, here where git is (the
+# device's copy of the tree may have none)
+slim_files() {
+  SLIM_FILES=("${SLIM[@]}")
+  local f
+  while IFS= read -r f; do SLIM_FILES+=("$f"); done < <(git ls-files -- 'checkpoints/*.keras' 'checkpoints/*.npz')
+}
 
 slim() {
   cd "$REPO"
+  slim_files
   local f changed=()
-  for f in $(git diff --name-only -- "${SLIM[@]}"); do [ -s "$f" ] && changed+=("$f"); done  # empty: slimmed before
+  for f in $(git diff --name-only -- "${SLIM_FILES[@]}"); do [ -s "$f" ] && changed+=("$f"); done  # empty: slimmed before
   if [ ${#changed[@]} -gt 0 ]; then
     echo "refusing to empty files with local changes (commit or stash them first): ${changed[*]}" >&2
     exit 2
   fi
-  for f in "${SLIM[@]}"; do : > "$f"; done
-  echo "emptied ${#SLIM[@]} tracked files for the trip; scripts/gpu_session.sh restore brings them back"
+  for f in "${SLIM_FILES[@]}"; do : > "$f"; done
+  echo "emptied ${#SLIM_FILES[@]} tracked files for the trip; scripts/gpu_session.sh restore brings them back"
 }
 
 restore() {
   cd "$REPO"
-  git checkout -- "${SLIM[@]}" && echo "restored ${#SLIM[@]} tracked files from git"
+  slim_files
+  git checkout -- "${SLIM_FILES[@]}" && echo "restored ${#SLIM_FILES[@]} tracked files from git"
 }
 
 prepare() {
