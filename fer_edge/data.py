@@ -40,7 +40,7 @@ class RawData:
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int8 index into FER2013_LABELS
     usage: np.ndarray  # (N,) int8 index into USAGES
-    fingerprint: str
+    fingerprint: str  # content_fingerprint(): the same data gives the same id on any machine
     source: str
     skipped: int = 0
     converted: int = 0
@@ -149,11 +149,28 @@ def _list_folder(root: Path, strict: bool) -> tuple[list[tuple[Path, int, int]],
 
 
 def _fingerprint(parts: list[str]) -> str:
+    """The cache key: paths, sizes and mtimes, cheap to compute before decoding anything. It changes with
+    every copy of the data (new mtimes), so it names cache files and is never recorded as the data's id."""
     h = hashlib.sha1(f"v{PREPROCESS_VERSION}:{IMAGE_SIZE}".encode())
     for p in parts:
         h.update(p.encode("utf-8", "surrogateescape"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+#: content fingerprints start with this; older runs and models recorded the cache key (40 hex digits)
+CONTENT_PREFIX = "sha256:"
+
+
+def content_fingerprint(images: np.ndarray, labels: np.ndarray, usage: np.ndarray) -> str:
+    """The data's id in run directories and model files: a digest of the decoded images, labels and
+    official usage, in listing order. The same FER2013 gives the same id on every machine and every copy
+    (where the cache key differs), so a model's `data_fingerprint` can be checked against a user's data
+    and a resumed run can tell whether its data changed between slices."""
+    h = hashlib.sha256(f"fer-edge data v{PREPROCESS_VERSION}:{IMAGE_SIZE}:{images.shape}".encode())
+    for a, dtype in ((images, np.uint8), (labels, np.int8), (usage, np.int8)):
+        h.update(np.ascontiguousarray(a, dtype).tobytes())
+    return CONTENT_PREFIX + h.hexdigest()
 
 
 def _progress(total: int, description: str):
@@ -282,7 +299,10 @@ def load_raw(path: str | os.PathLike, strict: bool = False, cache_dir: str | os.
         try:
             with np.load(cache_file, allow_pickle=False) as z:
                 problems = [str(p) for p in z["problems"]]
-                return RawData(z["images"], z["labels"], z["usage"], fp, str(root), int(z["skipped"]),
+                images, labels, usage = z["images"], z["labels"], z["usage"]
+                # caches written before content fingerprints lack it: computed once more (about 0.3 s)
+                content = str(z["content"]) if "content" in z.files else content_fingerprint(images, labels, usage)
+                return RawData(images, labels, usage, content, str(root), int(z["skipped"]),
                                int(z["converted"]), problems)
         except (OSError, ValueError, KeyError):
             _warn(f"cache {cache_file} unreadable; decoding again")
@@ -295,7 +315,8 @@ def load_raw(path: str | os.PathLike, strict: bool = False, cache_dir: str | os.
     if len(images) == 0:
         raise DataError(f"{root}: no readable images.")
     skipped = sum(1 for p in problems if "empty class folder" not in p)
-    raw = RawData(images, labels, usage, fp, str(root), skipped, converted, problems)
+    raw = RawData(images, labels, usage, content_fingerprint(images, labels, usage), str(root), skipped,
+                  converted, problems)
     if problems:
         _warn(f"{root}: skipped {skipped} item(s), e.g. {problems[0]} (use --strict to stop on these)")
     if use_cache:
@@ -309,7 +330,8 @@ def _save_cache(cache_file: Path, raw: RawData) -> None:
         fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.partial")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, images=raw.images, labels=raw.labels, usage=raw.usage, skipped=raw.skipped,
-                     converted=raw.converted, problems=np.array(raw.problems[:50], dtype=str))
+                     converted=raw.converted, problems=np.array(raw.problems[:50], dtype=str),
+                     content=np.array(raw.fingerprint))
         os.replace(tmp, cache_file)
     except OSError as exc:  # a cache is an optimisation, never a failure
         _warn(f"could not write cache {cache_file}: {exc}")

@@ -2,11 +2,15 @@
 
 usage: python3 scripts/results_table.py RUNS_DIR [RUNS_DIR...] > table.md
        python3 scripts/results_table.py --ablation RUNS_DIR > ablation.md
+       python3 scripts/results_table.py --epochs RUN [FIRST LAST] > epochs.md
 Each run's numbers come from its metrics.json (written by `fer-edge train`); int8 size and latency from
 RUN/export/export_report.json (written by `fer-edge export RUN --format tflite --quantize int8`).
+The per-epoch tables (--epochs) come from RUN/history.csv, the file `fer-edge train` appends after every
+epoch, so a run still in progress (checkpoints/) gets its record regenerated rather than copied by hand.
 """
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -95,8 +99,48 @@ def ablation(runs_dir):
               f"{m['train_seconds'] / 60:.1f} | {run.name} |")
 
 
+#: epochs per table in --epochs: 14 columns keep a row readable on GitHub
+EPOCHS_PER_TABLE = 14
+
+
+def epoch_tables(run: str, first: int | None = None, last: int | None = None) -> str:
+    """Markdown tables of PublicTest (val) and training-batch accuracy per epoch, from RUN/history.csv.
+
+    Epochs are numbered from 1 as `fer-edge train` prints them (history.csv counts from 0). The best
+    validation epoch is the whole run's so far, not FIRST..LAST's: marked and bolded when it is in range,
+    so a later slice of the record never crowns a lesser epoch.
+    """
+    path = Path(run) / "history.csv"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found; pass a run directory written by `fer-edge train`.")
+    with path.open(newline="") as f:
+        hist = {int(r["epoch"]) + 1: r for r in csv.DictReader(f)}
+    if not hist:
+        raise SystemExit(f"error: {path} has no epochs yet.")
+    best = max(hist, key=lambda e: (float(hist[e]["val_accuracy"]), -e))
+    first, last = first or min(hist), last or max(hist)
+    epochs = [e for e in sorted(hist) if first <= e <= last]
+    if not epochs:
+        raise SystemExit(f"error: no epochs between {first} and {last} in {path} (it has {min(hist)}-{max(hist)}).")
+    out = []
+    for i in range(0, len(epochs), EPOCHS_PER_TABLE):
+        chunk = epochs[i:i + EPOCHS_PER_TABLE]
+        val = [f"{float(hist[e]['val_accuracy']) * 100:.1f} %" for e in chunk]
+        val = [f"**{v}**" if e == best else v for e, v in zip(chunk, val)]
+        out += ["| epoch | " + " | ".join(f"{e} (best)" if e == best else str(e) for e in chunk) + " |",
+                "|---" * (len(chunk) + 1) + "|",
+                "| PublicTest | " + " | ".join(val) + " |",
+                "| training batches | " + " | ".join(f"{float(hist[e]['accuracy']) * 100:.1f} %" for e in chunk) + " |",
+                ""]
+    return "\n".join(out[:-1])
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--ablation"]:
+    if sys.argv[1:2] == ["--epochs"]:
+        if len(sys.argv) not in (3, 5):
+            raise SystemExit("usage: python3 scripts/results_table.py --epochs RUN [FIRST LAST]")
+        print(epoch_tables(sys.argv[2], *(int(a) for a in sys.argv[3:5])))
+    elif sys.argv[1:2] == ["--ablation"]:
         ablation(sys.argv[2] if len(sys.argv) > 2 else "runs/ablation")
     else:
         main(sys.argv[1:] or ["runs"])

@@ -33,10 +33,12 @@ def test_shipped_sample_splits(sample_data, cache_dir):
 
 def test_cache_hit_and_invalidation(tmp_path, cache_dir):
     root = _folder(tmp_path / "d")
+    others = set(cache_dir.glob("fer2013-*.npz"))  # the shared cache folder: other tests' files
     a = load_raw(root, cache_dir=cache_dir)
-    assert list(cache_dir.glob(f"fer2013-{a.fingerprint[:20]}.npz"))
+    assert len(set(cache_dir.glob("fer2013-*.npz")) - others) == 1
     b = load_raw(root, cache_dir=cache_dir)
     np.testing.assert_array_equal(a.images, b.images)
+    assert b.fingerprint == a.fingerprint  # read back from the cache
     cv2.imwrite(str(root / "train" / "happy" / "Training_new.jpg"), np.zeros((48, 48), np.uint8))
     c = load_raw(root, cache_dir=cache_dir)
     assert c.fingerprint != a.fingerprint and len(c.images) == len(a.images) + 1
@@ -195,3 +197,30 @@ def test_missing_class_in_data(tmp_path, cache_dir):
     raw.labels[raw.labels == FER2013_LABELS.index("disgust")] = FER2013_LABELS.index("angry")
     with pytest.raises(DataError, match="disgust"):
         make_splits(raw, parse_classes("7"))
+
+
+def test_the_data_fingerprint_is_of_the_content_not_of_the_copy(tmp_path):
+    """Run directories and model files record `fingerprint`: the same images give the same id from another
+    copy (other paths, other mtimes: every machine this project lands on) and from an old cache file;
+    one changed pixel gives another."""
+    import os
+    import shutil
+
+    from fer_edge.data import CONTENT_PREFIX
+
+    cache_dir = tmp_path / "cache"  # its own: the shared one holds other tests' files
+    a = load_raw(_folder(tmp_path / "a"), cache_dir=cache_dir)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for f in (tmp_path / "b").rglob("*.jpg"):
+        os.utime(f, ns=(1, 1))
+    b = load_raw(tmp_path / "b", cache_dir=cache_dir)
+    assert len(list(cache_dir.glob("fer2013-*.npz"))) == 2  # two copies, two cache keys ...
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith(CONTENT_PREFIX)  # ... one id
+    old = next(f for f in cache_dir.glob("fer2013-*.npz"))
+    with np.load(old) as z:  # a cache written before content fingerprints: no "content" entry
+        arrays = {k: z[k] for k in z.files if k != "content"}
+    np.savez(old, **arrays)
+    assert load_raw(tmp_path / "a", cache_dir=cache_dir).fingerprint == a.fingerprint
+    f = tmp_path / "b" / "train" / "happy" / "Training_happy0.jpg"
+    cv2.imwrite(str(f), np.full((48, 48), 7, np.uint8))
+    assert load_raw(tmp_path / "b", cache_dir=cache_dir).fingerprint != a.fingerprint

@@ -58,3 +58,41 @@ def test_answers_agreement_on_one_machine(tmp_path):
     assert "test CPU" in lines[0] and len(lines) == 3
     assert "m_fp32.onnx" in lines[1] and "50.00% (2/4)" in lines[1] and "max |dprob| 0.5000" in lines[1]
     assert "litert:m_int8.tflite" in lines[2] and "100.00% (4/4)" in lines[2] and "max |dprob| 0.0000" in lines[2]
+
+
+def test_epoch_tables_from_a_runs_history(tmp_path):
+    """`results_table.py --epochs`: the per-epoch record docs/results.md keeps for a run in progress,
+    numbered from 1, 14 epochs a table, the best epoch the whole run's (a later slice crowns none)."""
+    rows = ["epoch,accuracy,loss,val_accuracy,val_loss"]
+    rows += [f"{e},{0.30 + e / 100},1.0,{0.40 + e / 100},1.0" for e in range(16)]
+    rows[5] = "4,0.34,1.0,0.90,1.0"  # epoch 5 (history.csv counts from 0) is the best
+    (tmp_path / "history.csv").write_text("\n".join(rows) + "\n")
+    r = _script("results_table.py", "--epochs", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    tables = r.stdout.strip().split("\n\n")
+    assert len(tables) == 2
+    head, rule, val, train = tables[0].splitlines()
+    assert head.startswith("| epoch | 1 | 2 |") and "| 5 (best) |" in head and head.endswith("| 14 |")
+    assert rule.count("|---") == 15 and val.split(" | ")[5] == "**90.0 %**" and val.split(" | ")[1] == "40.0 %"
+    assert train.split(" | ")[1] == "30.0 %" and train.split(" | ")[5] == "34.0 %"
+    assert tables[1].splitlines()[0] == "| epoch | 15 | 16 |"
+    late = _script("results_table.py", "--epochs", str(tmp_path), "15", "16")
+    assert late.stdout.splitlines()[0] == "| epoch | 15 | 16 |" and "best" not in late.stdout
+    empty = _script("results_table.py", "--epochs", str(tmp_path), "20", "30")
+    assert empty.returncode != 0 and empty.stderr.strip().startswith("error: no epochs between 20 and 30")
+    missing = _script("results_table.py", "--epochs", str(tmp_path / "nope"))
+    assert missing.returncode != 0 and "history.csv not found" in missing.stderr
+
+
+def test_packed_data_has_the_fingerprint_of_its_folders(tmp_path, sample_data):
+    """`fer2013_pack.py`, the data's way to the lent GPU: unpacked as fer2013.csv, it is the same data by
+    fer-edge's content fingerprint as the Kaggle folders it came from, so a run trained there records the
+    id a run trained here does."""
+    from fer_edge.data import load_raw
+
+    assert _script("fer2013_pack.py", "pack", str(sample_data), str(tmp_path / "s.pack")).returncode == 0
+    r = _script("fer2013_pack.py", "unpack", str(tmp_path / "s.pack"), str(tmp_path / "csv"))
+    assert r.returncode == 0 and "lossless" in r.stdout, r.stderr[-2000:]
+    folders = load_raw(sample_data, use_cache=False)
+    csv = load_raw(tmp_path / "csv" / "fer2013.csv", use_cache=False)
+    assert csv.fingerprint == folders.fingerprint and len(csv.images) == len(folders.images)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 
@@ -36,7 +37,10 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
             if epoch == 0:
                 raise KeyboardInterrupt
 
-    cfg = TrainConfig(data=str(sample_data), arch="sequential", epochs=2, batch_size=32, out=str(tmp_path),
+    import shutil
+
+    data = shutil.copytree(sample_data, tmp_path / "data")  # its own copy: one image changes below
+    cfg = TrainConfig(data=str(data), arch="sequential", epochs=2, batch_size=32, out=str(tmp_path / "runs"),
                       cache_dir=str(cache_dir), augment=True)
     run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
     assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
@@ -44,9 +48,17 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     assert (run / "last.keras").is_file() and not (run / "metrics.json").exists()
     # model.keras holds the weights alone, last.keras the Adam moments too (twice the weights again)
     assert (run / "model.keras").stat().st_size < 0.5 * (run / "last.keras").stat().st_size
-    run2 = train(TrainConfig(data=str(sample_data)), resume=run, log=lambda *_: None)
+    first = json.loads((run / "config.json").read_text())["data"]["fingerprint"]
+    # between the slices the data changes (one image): the resume says so and config.json keeps both ids
+    image = next(data.rglob("*.jpg"))
+    cv2.imwrite(str(image), 255 - cv2.imread(str(image), cv2.IMREAD_GRAYSCALE))
+    said = []
+    run2 = train(TrainConfig(data=str(sample_data)), resume=run, log=said.append)
     assert run2 == run
-    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished"
+    assert config["data"]["earlier_fingerprints"] == [first] and config["data"]["fingerprint"] != first
+    assert sum("is not the data this run trained on so far" in m for m in said) == 1
     rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     metrics = json.loads((run / "metrics.json").read_text())

@@ -602,11 +602,30 @@ def _prepare_run(s: _Session) -> None:
     if s.resumed:
         s.config["started"] = s.saved.get("started")
         s.config["resumed"] = datetime.now().isoformat(timespec="seconds")
+        _check_same_data(s)
     write_json(s.run.config, s.config)
     s.spec = ModelSpec(labels=list(s.class_map.labels), input_shape=list(info.input_shape),
                        class_map=s.class_map.to_dict(), arch=cfg.arch, source_run=s.run.name,
                        data_fingerprint=s.splits.fingerprint, fer_edge_version=__version__)
     write_json(s.run.spec, json.loads(s.spec.to_json()))
+
+
+def _check_same_data(s: _Session) -> None:
+    """A resumed run reads its data again, maybe on another machine: say so when it is not the data of
+    the earlier epochs (content fingerprints; runs started before them recorded a per-copy cache key,
+    which cannot tell), and keep every fingerprint the run has trained on in config.json."""
+    from fer_edge.data import CONTENT_PREFIX
+
+    saved = s.saved.get("data") or {}
+    before = [f for f in [*saved.get("earlier_fingerprints", []), saved.get("fingerprint")]
+              if isinstance(f, str) and f.startswith(CONTENT_PREFIX)][-8:]
+    now = s.splits.fingerprint
+    if before and before[-1] != now:
+        s.log(f"warning: {s.cfg.data} is not the data this run trained on so far (fingerprint {now[:19]}… "
+              f"where its earlier epochs had {before[-1][:19]}…); training goes on, and config.json keeps both")
+    earlier = [f for f in before if f != now]
+    if earlier:
+        s.config["data"]["earlier_fingerprints"] = list(dict.fromkeys(earlier))
 
 
 def _fit_inputs(s: _Session, devices: list[str] | None) -> None:
