@@ -28,6 +28,31 @@ def _holdout_unseen(path: Path, spec) -> bool:
     return bool(spec.metrics.get("holdout_unseen"))
 
 
+def selection_note(spec, split_source: str) -> str | None:
+    """Whether these images chose the model: a run keeps the epoch with the best accuracy on its val split,
+    so that split's accuracy is a maximum over epochs, optimistic by a point or so on FER2013. Read from
+    the model's own record (spec.metrics.val_source); None when the model says nothing or other images."""
+    chosen_on = spec.metrics.get("val_source") if isinstance(spec.metrics, dict) else None
+    if not isinstance(chosen_on, str) or not chosen_on:
+        return None
+    same = split_source == chosen_on or (chosen_on == "PublicTest" and split_source.startswith("PublicTest"))
+    if not same:
+        return None
+    return (f"the model's training run selected its epoch on these images ({chosen_on[:80]}): an optimistic "
+            "estimate; PrivateTest, or the gate hold-out (--split holdout), judges it without that bias")
+
+
+def _same_data(spec, fingerprint: str) -> bool | None:
+    """The model's training data against these (content fingerprints, data.content_fingerprint); None when
+    the model recorded none or an older per-copy cache key, which cannot tell."""
+    from fer_edge.data import CONTENT_PREFIX
+
+    recorded = spec.data_fingerprint
+    if not isinstance(recorded, str) or not recorded.startswith(CONTENT_PREFIX):
+        return None
+    return recorded == fingerprint
+
+
 def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: str | None = None,
              backend: str | None = None, limit: int | None = None, threads: int | None = None,
              val_split: str = "auto") -> dict:
@@ -80,7 +105,9 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: 
         source += ("; NOTE: this model does not say that it, and every model it was warm-started or distilled "
                    "from, trained without it")
     return {"model": str(path), "backend": b.name, "format": spec.format, "quantization": spec.quantization,
-            "split": split, "split_source": source, "data": str(data), "labels": labels,
+            "split": split, "split_source": source, "selection_note": selection_note(spec, source),
+            "data": str(data), "data_fingerprint": splits.fingerprint,
+            "same_data_as_model": _same_data(spec, splits.fingerprint), "labels": labels,
             "classes_from_model": (None if projection is None else
                                    f"the model's {spec.num_classes} classes read as {cm.num_classes}: its "
                                    "probabilities of the kept classes, renormalised"), **rep}

@@ -224,3 +224,22 @@ def test_the_data_fingerprint_is_of_the_content_not_of_the_copy(tmp_path):
     f = tmp_path / "b" / "train" / "happy" / "Training_happy0.jpg"
     cv2.imwrite(str(f), np.full((48, 48), 7, np.uint8))
     assert load_raw(tmp_path / "b", cache_dir=cache_dir).fingerprint != a.fingerprint
+
+
+def test_evaluate_says_when_the_images_chose_the_model_or_are_other_data():
+    """`fer-edge evaluate` notes: a split equal to the model's own val split (the epoch was chosen on it,
+    PublicTest however the data names it), and data whose content fingerprint is not the model's."""
+    from types import SimpleNamespace
+
+    from fer_edge.evaluate import _same_data, selection_note
+
+    public = SimpleNamespace(metrics={"val_source": "PublicTest"}, data_fingerprint="sha256:" + "a" * 64)
+    assert selection_note(public, "PublicTest (no PrivateTest in this data)").startswith("the model's training run")
+    assert selection_note(public, "PublicTest") and selection_note(public, "PrivateTest") is None
+    assert selection_note(public, "Training") is None
+    held = SimpleNamespace(metrics={"val_source": "hold-out 10% of Training (seed 42)"}, data_fingerprint=None)
+    assert selection_note(held, "hold-out 10% of Training (seed 42)") and selection_note(held, "PublicTest") is None
+    assert selection_note(SimpleNamespace(metrics={}, data_fingerprint=None), "PublicTest") is None
+    assert _same_data(public, "sha256:" + "a" * 64) is True and _same_data(public, "sha256:" + "b" * 64) is False
+    assert _same_data(SimpleNamespace(data_fingerprint="8d05325a8e8b8f906762cd189625a6554c8ce8f5"), "sha256:x") is None
+    assert _same_data(held, "sha256:x") is None

@@ -198,6 +198,14 @@ def test_evaluate_keras_and_json(tiny_run, sample_data, tmp_path):
     rep = json.loads(out.read_text())
     assert {"accuracy", "macro_f1", "per_class", "confusion", "n"} <= set(rep) and rep["n"] == 42
     assert rep["split_source"].startswith("PublicTest")
+    # its run chose its epoch on these very images: said, in the report and on screen; same data, by content
+    assert rep["selection_note"].startswith("the model's training run selected its epoch on these images")
+    assert "note: the model's training run selected" in " ".join(r.output.split())
+    assert rep["same_data_as_model"] is True and rep["data_fingerprint"].startswith("sha256:")
+    from fer_edge.evaluate import evaluate
+
+    train = evaluate(tiny_run / "model.keras", sample_data, split="train")
+    assert train["selection_note"] is None and train["same_data_as_model"] is True
 
 
 def test_cli_train_one_epoch(tmp_path, sample_data):

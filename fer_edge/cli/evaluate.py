@@ -16,6 +16,10 @@ def render_report(rep: dict) -> None:
     c = console()
     c.print(f"[bold]{safe(rep['model'])}[/] ({safe(rep['format'])} {safe(rep['quantization'])}, backend {rep['backend']}) on "
             f"{rep['split']} = {safe(rep['split_source'])}, n={rep['n']}")
+    if rep.get("selection_note"):
+        c.print(f"note: {safe(rep['selection_note'])}")
+    if rep.get("same_data_as_model") is False:
+        c.print("note: this data is not the data the model was trained on (its recorded fingerprint differs)")
     if rep.get("classes_from_model"):
         c.print(f"classes: {safe(', '.join(rep['labels']))} ({safe(rep['classes_from_model'])})")
     c.print(f"accuracy [bold]{rep['accuracy']:.4f}[/]  loss {rep['loss']:.4f}  macro-F1 {rep['macro_f1']:.4f}")
