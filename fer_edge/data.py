@@ -165,7 +165,7 @@ CONTENT_PREFIX = "sha256:"
 def content_fingerprint(images: np.ndarray, labels: np.ndarray, usage: np.ndarray) -> str:
     """The data's id in run directories and model files: a digest of the decoded images, labels and
     official usage, in listing order. The same FER2013 gives the same id on every machine and every copy
-    (where the cache key differs), so a model's `data_fingerprint` can be checked against a user's data
+    (where the cache key differs; the pixels are OpenCV's decoding of the files), so a model's `data_fingerprint` can be checked against a user's data
     and a resumed run can tell whether its data changed between slices."""
     h = hashlib.sha256(f"fer-edge data v{PREPROCESS_VERSION}:{IMAGE_SIZE}:{images.shape}".encode())
     for a, dtype in ((images, np.uint8), (labels, np.int8), (usage, np.int8)):
@@ -300,8 +300,10 @@ def load_raw(path: str | os.PathLike, strict: bool = False, cache_dir: str | os.
             with np.load(cache_file, allow_pickle=False) as z:
                 problems = [str(p) for p in z["problems"]]
                 images, labels, usage = z["images"], z["labels"], z["usage"]
-                # caches written before content fingerprints lack it: computed once more (about 0.3 s)
-                content = str(z["content"]) if "content" in z.files else content_fingerprint(images, labels, usage)
+                # caches written before content fingerprints lack it (or a damaged one): computed (about 0.3 s)
+                content = str(z["content"]) if "content" in z.files else ""
+                if not (content.startswith(CONTENT_PREFIX) and len(content) == len(CONTENT_PREFIX) + 64):
+                    content = content_fingerprint(images, labels, usage)
                 return RawData(images, labels, usage, content, str(root), int(z["skipped"]),
                                int(z["converted"]), problems)
         except (OSError, ValueError, KeyError):
