@@ -173,6 +173,12 @@ def content_fingerprint(images: np.ndarray, labels: np.ndarray, usage: np.ndarra
     return CONTENT_PREFIX + h.hexdigest()
 
 
+def is_content_fingerprint(value: object) -> bool:
+    """Whether a recorded fingerprint (a cache entry, config.json, a model's metadata) is a content one,
+    comparable across machines; older records hold a per-copy cache key, which cannot tell."""
+    return isinstance(value, str) and value.startswith(CONTENT_PREFIX) and len(value) == len(CONTENT_PREFIX) + 64
+
+
 def _progress(total: int, description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -300,12 +306,16 @@ def load_raw(path: str | os.PathLike, strict: bool = False, cache_dir: str | os.
             with np.load(cache_file, allow_pickle=False) as z:
                 problems = [str(p) for p in z["problems"]]
                 images, labels, usage = z["images"], z["labels"], z["usage"]
-                # caches written before content fingerprints lack it (or a damaged one): computed (about 0.3 s)
                 content = str(z["content"]) if "content" in z.files else ""
-                if not (content.startswith(CONTENT_PREFIX) and len(content) == len(CONTENT_PREFIX) + 64):
-                    content = content_fingerprint(images, labels, usage)
-                return RawData(images, labels, usage, content, str(root), int(z["skipped"]),
-                               int(z["converted"]), problems)
+                raw = RawData(images, labels, usage, content, str(root), int(z["skipped"]),
+                              int(z["converted"]), problems)
+            if is_content_fingerprint(content):
+                return raw
+            # a cache written before content fingerprints (or a damaged entry): computed once (about
+            # 0.3 s for FER2013) and written back, so the next load reads it
+            raw.fingerprint = content_fingerprint(images, labels, usage)
+            _save_cache(cache_file, raw)
+            return raw
         except (OSError, ValueError, KeyError):
             _warn(f"cache {cache_file} unreadable; decoding again")
     if items is None:

@@ -32,7 +32,7 @@ def selection_note(spec, split_source: str) -> str | None:
     """Whether these images chose the model: a run keeps the epoch with the best accuracy on its val split,
     so that split's accuracy is a maximum over epochs, optimistic by a point or so on FER2013. Read from
     the model's own record (spec.metrics.val_source); None when the model says nothing or other images."""
-    chosen_on = spec.metrics.get("val_source") if isinstance(spec.metrics, dict) else None
+    chosen_on = spec.metrics.get("val_source")  # metrics is a dict: ModelSpec.validate checks it
     if not isinstance(chosen_on, str) or not chosen_on:
         return None
     same = split_source == chosen_on or (chosen_on == "PublicTest" and split_source.startswith("PublicTest"))
@@ -45,12 +45,10 @@ def selection_note(spec, split_source: str) -> str | None:
 def _same_data(spec, fingerprint: str) -> bool | None:
     """The model's training data against these (content fingerprints, data.content_fingerprint); None when
     the model recorded none or an older per-copy cache key, which cannot tell."""
-    from fer_edge.data import CONTENT_PREFIX
+    from fer_edge.data import is_content_fingerprint
 
     recorded = spec.data_fingerprint
-    if not isinstance(recorded, str) or not recorded.startswith(CONTENT_PREFIX):
-        return None
-    return recorded == fingerprint
+    return recorded == fingerprint if is_content_fingerprint(recorded) else None
 
 
 def evaluate(model: str | Path, data: str | Path, split: str = "test", classes: str | None = None,

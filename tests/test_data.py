@@ -210,17 +210,19 @@ def test_the_data_fingerprint_is_of_the_content_not_of_the_copy(tmp_path):
 
     cache_dir = tmp_path / "cache"  # its own: the shared one holds other tests' files
     a = load_raw(_folder(tmp_path / "a"), cache_dir=cache_dir)
+    (old,) = cache_dir.glob("fer2013-*.npz")  # a's cache file
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for f in (tmp_path / "b").rglob("*.jpg"):
         os.utime(f, ns=(1, 1))
     b = load_raw(tmp_path / "b", cache_dir=cache_dir)
     assert len(list(cache_dir.glob("fer2013-*.npz"))) == 2  # two copies, two cache keys ...
     assert a.fingerprint == b.fingerprint and a.fingerprint.startswith(CONTENT_PREFIX)  # ... one id
-    old = next(f for f in cache_dir.glob("fer2013-*.npz"))
     with np.load(old) as z:  # a cache written before content fingerprints: no "content" entry
         arrays = {k: z[k] for k in z.files if k != "content"}
     np.savez(old, **arrays)
     assert load_raw(tmp_path / "a", cache_dir=cache_dir).fingerprint == a.fingerprint
+    with np.load(old) as z:  # written back: the next load reads it instead of hashing again
+        assert str(z["content"]) == a.fingerprint
     f = tmp_path / "b" / "train" / "happy" / "Training_happy0.jpg"
     cv2.imwrite(str(f), np.full((48, 48), 7, np.uint8))
     assert load_raw(tmp_path / "b", cache_dir=cache_dir).fingerprint != a.fingerprint

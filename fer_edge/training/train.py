@@ -614,11 +614,12 @@ def _check_same_data(s: _Session) -> None:
     """A resumed run reads its data again, maybe on another machine: say so when it is not the data of
     the earlier epochs (content fingerprints; runs started before them recorded a per-copy cache key,
     which cannot tell), and keep every fingerprint the run has trained on in config.json."""
-    from fer_edge.data import CONTENT_PREFIX
+    from fer_edge.data import is_content_fingerprint
 
-    saved = s.saved.get("data") or {}
-    before = [f for f in [*saved.get("earlier_fingerprints", []), saved.get("fingerprint")]
-              if isinstance(f, str) and f.startswith(CONTENT_PREFIX)][-8:]
+    saved = s.saved.get("data") if isinstance(s.saved.get("data"), dict) else {}
+    earlier = saved.get("earlier_fingerprints")
+    before = [f for f in [*(earlier if isinstance(earlier, list) else []), saved.get("fingerprint")]
+              if is_content_fingerprint(f)][-8:]
     now = s.splits.fingerprint
     if before and before[-1] != now:
         s.log(f"warning: {s.cfg.data} is not the data this run trained on so far (fingerprint {now[:19]}… "
