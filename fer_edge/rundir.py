@@ -248,6 +248,8 @@ def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) 
             own = bool((config.get("data") or {}).get("n_holdout"))
         train_config = config.get("train_config") or {}
         sources = [train_config.get(k) for k in ("init", "teacher") if train_config.get(k)]
+        # several teachers (an ensemble) are a list: each is followed back
+        sources = [v for src in sources for v in (src if isinstance(src, list) else [src])]
     except (OSError, ValueError, AttributeError, TypeError):
         return False
     return own is True and all(isinstance(src, str) and holdout_unseen(src, _visited | {path}) for src in sources)

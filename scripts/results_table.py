@@ -58,7 +58,9 @@ def main(argv):
         if tc.get("init"):
             budget += f", warm start from {_source(tc['init'])}"
         if tc.get("teacher"):
-            budget += f", distilled from {_source(tc['teacher'])} (T {tc['kd_temperature']:g}, α {tc['kd_alpha']:g})"
+            teachers = tc["teacher"] if isinstance(tc["teacher"], list) else [tc["teacher"]]
+            budget += (f", distilled from {' + '.join(_source(t) for t in teachers)} "
+                       f"(T {tc['kd_temperature']:g}, α {tc['kd_alpha']:g})")
         if int8 and export_is_current(RunDir(run)) is False:
             i8 = "stale export: the run trained on after it; re-export | | "
         elif int8 and int8["status"] == "ok":

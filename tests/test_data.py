@@ -165,6 +165,10 @@ def test_holdout_lineage_follows_init_and_teacher(tmp_path):
     assert holdout_unseen(_run(tmp_path, "from_clean", unseen=True, init=str(clean)))
     assert not holdout_unseen(_run(tmp_path, "from_bare", unseen=True, init=str(bare / "model.keras")))
     assert not holdout_unseen(_run(tmp_path, "taught_by_bare", unseen=True, teacher=str(bare)))
+    # several teachers (an ensemble, a list in config.json): every one is followed
+    clean2 = _run(tmp_path, "clean2", unseen=True)
+    assert holdout_unseen(_run(tmp_path, "taught_by_two", unseen=True, teacher=[str(clean), str(clean2)]))
+    assert not holdout_unseen(_run(tmp_path, "one_of_two_bare", unseen=True, teacher=[str(clean), str(bare)]))
     assert not holdout_unseen(_run(tmp_path, "from_missing", unseen=True, init=str(tmp_path / "gone.keras")))
     chain = _run(tmp_path, "chain", unseen=True, init=str(tmp_path / "from_bare"))
     assert not holdout_unseen(chain)

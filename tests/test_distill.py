@@ -106,8 +106,55 @@ def test_flip_tta_teacher_averages_the_batch_and_its_mirror_image():
         make_distiller(student, teacher, temperature=1.0, alpha=1.0, tta="rot90")
 
 
+def test_an_ensemble_of_teachers_teaches_the_mean_of_their_probabilities():
+    """Several teachers: the soft targets are the mean of their probabilities, each read as the student's
+    classes first (here a 4-class teacher as it is and a 7-class one projected and renormalised), computed
+    here by hand; either teacher alone gives another loss."""
+    keras = pytest.importorskip("keras")
+    from fer_edge.training.distill import make_distiller
+
+    keras.utils.set_random_seed(3)
+    four = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="softmax")])
+    seven = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="softmax")])
+    student = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="softmax")])
+    proj = class_projection(parse_classes("7"), parse_classes("4"))
+    x = np.random.default_rng(2).normal(size=(6, 5)).astype("float32")
+    y = np.eye(4, dtype="float32")[[0, 1, 2, 3, 0, 1]]
+    p_s = keras.ops.convert_to_numpy(student(x)).astype(np.float64)
+    p4 = keras.ops.convert_to_numpy(four(x)).astype(np.float64)
+    p7 = keras.ops.convert_to_numpy(seven(x)).astype(np.float64)[:, [FER2013_LABELS.index(c) for c in
+                                                                      ("happy", "sad", "surprise", "neutral")]]
+    p7 /= p7.sum(1, keepdims=True)
+
+    def loss(teachers, projections):
+        d = make_distiller(student, teachers, temperature=1.0, alpha=1.0, projection=projections)
+        d.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+        return float(d.compute_loss(x=x, y=y, y_pred=student(x), training=False))
+
+    def kl(p_t):
+        return np.mean(np.sum(p_t * (np.log(p_t) - np.log(p_s)), axis=1))
+
+    both = loss([four, seven], [None, proj])
+    assert both == pytest.approx(kl(0.5 * (p4 + p7)), rel=1e-4, abs=1e-6)
+    assert loss([four], [None]) == pytest.approx(kl(p4), rel=1e-4, abs=1e-6)
+    assert min(abs(both - kl(p4)), abs(both - kl(p7))) > 1e-3  # the mean, not either teacher
+    with pytest.raises(ValueError, match="2 teacher"):
+        make_distiller(student, [four, seven], temperature=1.0, alpha=1.0, projection=[proj])
+
+
+def test_absolute_makes_every_teacher_of_an_ensemble_absolute(tmp_path):
+    """`train --resume` from another directory: each teacher of a list is resolved against the directory
+    the run started from, and one teacher stays a path (config.json as before ensembles)."""
+    from fer_edge.training.train import TrainConfig, _absolute
+
+    cfg = _absolute(TrainConfig(data="d", teacher=["a.keras", str(tmp_path / "b.keras")]), tmp_path)
+    assert cfg.teacher == [str(tmp_path / "a.keras"), str(tmp_path / "b.keras")]
+    assert _absolute(TrainConfig(data="d", teacher="a.keras"), tmp_path).teacher == str(tmp_path / "a.keras")
+
+
 @pytest.mark.parametrize("args, said", [
     (["--teacher", "MODEL", "--kd-tta", "flp"], "did you mean 'flip'"),
+    (["--teacher", "MODEL", "--teacher", "MODEL"], "name each teacher once"),  # would only weigh it double
     (["--kd-tta", "flip"], "give --teacher"),  # nothing to average
 ])
 def test_cli_refuses_a_bad_teacher_tta_in_one_line(tmp_path, sample_data, args, said):
@@ -179,6 +226,31 @@ def test_cli_distils_a_two_class_student_from_the_seven_class_bundle(tmp_path, s
     r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",
                                  "--epochs", "1", "--out", str(tmp_path / "runs2"), "--teacher", str(bare)])
     assert r.exit_code == 2 and "has no spec.json saying which" in r.output and "Traceback" not in r.output
+
+
+def test_cli_distils_from_an_ensemble_of_two_teachers(tmp_path, sample_data, cache_dir):
+    """`--teacher A --teacher B`: one epoch runs, the log names both, config.json lists both (absolute),
+    and the run's hold-out lineage follows both."""
+    pytest.importorskip("keras")
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    tiny, _ = _tiny_teacher(tmp_path, "7", spec="7")
+    bundled = tmp_path / "t" / "bundled.keras"
+    bundled.parent.mkdir()
+    shutil.copy(MODELS / "fer_edge_default.keras", bundled)
+    shutil.copy(BUNDLED_SPEC, bundled.with_name("bundled.spec.json"))
+    r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",
+                                 "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-augment",
+                                 "--teacher", str(bundled), "--teacher", str(tiny)])
+    assert r.exit_code == 0, r.output
+    assert "the mean of 2 teachers" in r.output and "bundled.keras's 7 classes mapped onto the student's 2" in r.output
+    (cfg_file,) = (tmp_path / "runs").glob("*/config.json")
+    run, config = cfg_file.parent, json.loads(cfg_file.read_text())
+    assert config["train_config"]["teacher"] == [str(bundled), str(tiny)]
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["metrics"]["holdout_unseen"] is False  # neither teacher's spec says it never saw the hold-out
 
 
 def test_evaluate_reads_a_seven_class_file_as_fewer_classes(sample_data, cache_dir):

@@ -96,3 +96,27 @@ def test_packed_data_has_the_fingerprint_of_its_folders(tmp_path, sample_data):
     folders = load_raw(sample_data, use_cache=False)
     csv = load_raw(tmp_path / "csv" / "fer2013.csv", use_cache=False)
     assert csv.fingerprint == folders.fingerprint and len(csv.images) == len(folders.images)
+
+
+def test_paired_comparison_counts_the_faces_each_model_alone_gets_right(sample_data):
+    """`paired.py A B`: the same file twice ties exactly (p 1, agreement 100 %); int8 against its fp32 file
+    gives the accuracies `evaluate` gives; the exact McNemar p is the binomial tail, checked by hand."""
+    import runpy
+
+    from fer_edge.evaluate import evaluate
+
+    models = Path(__file__).resolve().parents[1] / "fer_edge" / "models"
+    int8, fp32 = models / "fer_edge_default_int8.tflite", models / "fer_edge_default_fp32.tflite"
+    same = _script("paired.py", str(int8), str(models / "fer_edge_default_int8.onnx"), "--data", str(sample_data),
+                   "--splits", "val")
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "right only for A 0, only for B 0; exact McNemar p = 1.00; top-1 agreement 100.00%" in same.stdout
+    r = _script("paired.py", str(int8), str(fp32), "--data", str(sample_data), "--splits", "val")
+    assert r.returncode == 0, r.stderr[-2000:]
+    acc_a, acc_b = (evaluate(m, sample_data, split="val")["accuracy"] for m in (int8, fp32))
+    assert f"A {acc_a:.2%}" in r.stdout and f"B {acc_b:.2%}" in r.stdout
+    mcnemar = runpy.run_path(str(SCRIPTS / "paired.py"))["mcnemar_exact"]
+    assert mcnemar(0, 10) == 2 / 1024 and mcnemar(5, 5) == 1.0 and mcnemar(0, 0) == 1.0
+    assert mcnemar(233, 249) == mcnemar(249, 233) and 0.4 < mcnemar(233, 249) < 0.6
+    bad = _script("paired.py", str(int8), str(fp32), "--data", str(sample_data), "--splits", "vall")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --splits vall")

@@ -1,7 +1,7 @@
 """`fer-edge train`: one architecture, a list, or `--arch all` (then a leaderboard)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -52,9 +52,11 @@ def train_cmd(
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run directory, or one that "
                                          "stopped on its --max-minutes budget (with its own options; only "
                                          "--max-minutes may be given)."),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras model "
-                                          "(its soft targets on each augmented batch; never saved with the student). A teacher "
-                                          "with a spec may know more classes than --classes (a 7-class model teaching 4)."),
+    teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Distil from this run directory or .keras "
+                                                "model (its soft targets on each augmented batch; never saved with the "
+                                                "student). Repeat it for an ensemble: the mean of the teachers' "
+                                                "probabilities. A teacher with a spec may know more classes than "
+                                                "--classes (a 7-class model teaching 4)."),
     kd_temperature: float = typer.Option(3.0, "--kd-temperature", help="Distillation temperature T."),
     kd_alpha: float = typer.Option(0.7, "--kd-alpha", help="Weight of the teacher's soft targets (1 - A: the labels)."),
     kd_tta: str = typer.Option("none", "--kd-tta", help=f"Teacher test-time augmentation: {' | '.join(TTA_MODES)} "
@@ -90,7 +92,10 @@ def train_cmd(
                     class_weight=class_weight, augment=augment, weights=weights, optimizer=optimizer,
                     schedule=schedule, patience=patience, strict=strict, max_train=max_train,
                     max_minutes=max_minutes, mix=mix, mix_alpha=mix_alpha, erasing=erasing,
-                    weight_decay=weight_decay, init=init, teacher=teacher, kd_temperature=kd_temperature,
+                    weight_decay=weight_decay, init=init,
+                    # one teacher is a path in config.json, as before several were allowed
+                    teacher=(teacher[0] if len(teacher) == 1 else list(teacher)) if teacher else None,
+                    kd_temperature=kd_temperature,
                     kd_alpha=kd_alpha, kd_tta=kd_tta, mixed_precision=mixed_precision, precise_bn=precise_bn)
         for name in names
     ]

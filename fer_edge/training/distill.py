@@ -6,6 +6,12 @@ loss = (1 - alpha) * CE(labels, student) + alpha * T^2 * KL(softmax(log p_teache
 Models here end in a softmax, so log-probabilities stand in for logits (softmax(log p / T) is p^(1/T)
 renormalised, the usual temperature-softened distribution). Backend-neutral (`keras.ops`). The wrapper
 is never saved: checkpoints and `model.keras` hold the student alone.
+
+Several teachers (`--teacher A --teacher B`) teach as one: the mean of their probabilities (each read as
+the student's classes first), the equal-weight ensemble that `scripts/ensemble.py` scores. Two
+independently trained networks of similar accuracy disagree on about a fifth of the faces (the bundle and
+its from-scratch successor: 80 % top-1 agreement on PublicTest), so their mean is a stronger teacher than
+either (docs/results.md, "The bundle's successor").
 """
 from __future__ import annotations
 
@@ -60,10 +66,28 @@ def load_teacher(source: str | Path, input_shape: tuple, class_map: ClassMap):
     return teacher, projection
 
 
-def make_distiller(student, teacher, temperature: float, alpha: float, projection: np.ndarray | None = None,
-                   tta: str = "none"):
+def teacher_sources(value) -> list[str]:
+    """`TrainConfig.teacher` as a list: None -> [], one path (a run's config.json before several were
+    allowed, and still for one) -> [it], several -> them."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def load_teachers(sources, input_shape: tuple, class_map: ClassMap) -> tuple[list, list]:
+    """`load_teacher` for each of `sources` -> (models, projections), in order (`train.validate_config`
+    has refused a teacher named twice)."""
+    loaded = [load_teacher(src, input_shape, class_map) for src in teacher_sources(sources)]
+    return [m for m, _ in loaded], [p for _, p in loaded]
+
+
+def make_distiller(student, teacher, temperature: float, alpha: float, projection=None, tta: str = "none"):
     """A keras.Model that trains `student` (its only trainable weights) with the loss above; `projection`
     (from `labels.class_projection`) maps a teacher trained on more classes onto the student's.
+
+    `teacher` may be a list of models (an ensemble, `projection` then a list of the same length, None for
+    a teacher of the student's own classes): the soft targets are the mean of their probabilities, each
+    projected and renormalised first, each with the same `tta`.
 
     `tta="flip"` (`--kd-tta flip`): the teacher's probabilities are averaged over the batch and its mirror
     image, the same averaging `export --tta flip` bakes into a file (the bundled flip variant is 1.4 points
@@ -76,25 +100,38 @@ def make_distiller(student, teacher, temperature: float, alpha: float, projectio
 
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    projections = list(projection) if isinstance(projection, (list, tuple)) else [projection]
+    if not teachers or len(projections) != len(teachers):
+        raise ValueError(f"{len(teachers)} teacher(s) but {len(projections)} projection(s)")
+
+    def soft_targets(model, proj, x):
+        t = ops.cast(ops.stop_gradient(model(x, training=False)), "float32")
+        if tta == "flip":  # NHWC: axis 2 is the width
+            mirrored = ops.cast(ops.stop_gradient(model(ops.flip(x, axis=2), training=False)), "float32")
+            t = 0.5 * (t + mirrored)
+        if proj is not None:
+            t = ops.matmul(t, ops.convert_to_tensor(proj))
+            t = t / ops.maximum(ops.sum(t, axis=-1, keepdims=True), 1e-7)
+        return t
 
     class Distiller(keras.Model):
         def __init__(self):
             super().__init__(name="distiller")
             self.student = student
-            self.teacher = teacher
+            # a list attribute is tracked by Keras; the teachers are frozen (load_teacher), so it adds no
+            # trainable weight
+            self.teachers = teachers
 
         def call(self, x, training=False):
             return self.student(x, training=training)
 
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
             hard = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-            t = ops.cast(ops.stop_gradient(self.teacher(x, training=False)), "float32")
-            if tta == "flip":  # NHWC: axis 2 is the width
-                mirrored = ops.cast(ops.stop_gradient(self.teacher(ops.flip(x, axis=2), training=False)), "float32")
-                t = 0.5 * (t + mirrored)
-            if projection is not None:
-                t = ops.matmul(t, ops.convert_to_tensor(projection))
-                t = t / ops.maximum(ops.sum(t, axis=-1, keepdims=True), 1e-7)
+            t = soft_targets(self.teachers[0], projections[0], x)
+            for model, proj in zip(self.teachers[1:], projections[1:]):
+                t = t + soft_targets(model, proj, x)
+            t = t / float(len(self.teachers))
             y_pred = ops.cast(y_pred, "float32")
             p_t = ops.softmax(ops.log(ops.clip(t, 1e-7, 1.0)) / temperature, axis=-1)
             log_p_s = ops.log_softmax(ops.log(ops.clip(y_pred, 1e-7, 1.0)) / temperature, axis=-1)

@@ -25,6 +25,7 @@ from fer_edge.labels import parse_classes, ClassMap
 from fer_edge.rundir import (CONFIG, LEADERBOARD_COLUMNS, RunDir, export_is_current, holdout_unseen,
                             leaderboard_rows, model_file, write_leaderboard)
 from fer_edge.spec import ModelSpec
+from fer_edge.training.distill import teacher_sources
 
 __all__ = ["TrainConfig", "train", "validate_config", "warm_start", "write_leaderboard", "leaderboard_rows",
            "LEADERBOARD_COLUMNS", "get_strategy", "write_json", "save_keras_atomic"]
@@ -58,7 +59,8 @@ class TrainConfig:
     mix_alpha: float = 0.2  # Beta(alpha, alpha) for the mixing coefficient
     erasing: float = 0.0  # Random Erasing probability per training image
     init: str | None = None  # warm start: copy weights by layer name from this .keras model
-    teacher: str | None = None  # distillation: a run directory or .keras model (training.distill)
+    teacher: str | list[str] | None = None  # distillation: a run directory or .keras model, or a list of them
+    #                                          (an ensemble: their mean probabilities; training.distill)
     kd_temperature: float = 3.0
     kd_alpha: float = 0.7  # weight of the teacher's soft targets (1 - alpha: the labels)
     kd_tta: str = "none"  # none | flip: the teacher's probabilities averaged over the batch and its mirror
@@ -117,7 +119,9 @@ def _absolute(cfg: TrainConfig, base: Path) -> TrainConfig:
     """Path options made absolute against `base` (the directory the run was started from), so that
     `train --resume RUN` works from any directory. `weights` is a path only when it is not a keyword."""
     changes = {f: str((base / getattr(cfg, f)).resolve()) for f in _PATH_FIELDS
-               if getattr(cfg, f) and not Path(getattr(cfg, f)).is_absolute()}
+               if isinstance(getattr(cfg, f), str) and getattr(cfg, f) and not Path(getattr(cfg, f)).is_absolute()}
+    if isinstance(cfg.teacher, (list, tuple)):  # several teachers: each made absolute, a list in config.json
+        changes["teacher"] = [str((base / t).resolve()) for t in cfg.teacher]
     w = str(cfg.weights)
     if w.lower() not in ("none", "imagenet") and not Path(w).is_absolute():
         changes["weights"] = str((base / w).resolve())
@@ -178,9 +182,18 @@ def validate_config(cfg: TrainConfig) -> None:
 
     parse_classes(cfg.classes)
     get_arch(cfg.arch)
-    for option, value in (("--init", cfg.init), ("--teacher", cfg.teacher)):
+    if not (cfg.teacher is None or isinstance(cfg.teacher, str)
+            or (isinstance(cfg.teacher, (list, tuple)) and all(isinstance(t, str) and t for t in cfg.teacher))):
+        raise UsageError(f"--teacher must name run directories or .keras files, got {cfg.teacher!r}.")
+    for option, value in (("--init", cfg.init), *(("--teacher", t) for t in teacher_sources(cfg.teacher))):
         if value and not model_file(value).is_file():
             raise UsageError(f"{option} {value}: no such run directory or .keras file.")
+    seen: dict[Path, str] = {}
+    for t in teacher_sources(cfg.teacher):  # a teacher named twice would only weigh double: rarely meant
+        key = model_file(t).resolve()
+        if key in seen:
+            raise UsageError(f"--teacher {t}: the same model as --teacher {seen[key]}; name each teacher once.")
+        seen[key] = t
     if not (isinstance(cfg.kd_temperature, (int, float)) and math.isfinite(cfg.kd_temperature) and cfg.kd_temperature > 0):
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
     if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
@@ -424,7 +437,7 @@ class _Session:
     t0: float = 0.0
     model: Any = None
     teacher: Any = None
-    teacher_projection: Any = None  # teacher classes -> student classes (labels.class_projection)
+    teacher_projection: Any = None  # per teacher: its classes -> the student's (labels.class_projection) or None
     policy: str = "float32"  # Keras dtype policy while training (training.mixed_precision)
     twin: Any = None  # the float32, uncompiled twin of the model that model.keras is written from
     status: str = "finished"
@@ -693,14 +706,17 @@ def _build_model(s: _Session) -> None:
         if s.policy != "float32":
             s.log(f"mixed precision: {s.policy} (model.keras is saved as float32)")
         if cfg.teacher:
-            from fer_edge.training.distill import load_teacher
+            from fer_edge.training.distill import load_teachers
 
-            s.teacher, s.teacher_projection = load_teacher(cfg.teacher, tuple(s.model.inputs[0].shape[1:]),
-                                                           s.class_map)
-            mapped = ("" if s.teacher_projection is None else
-                      f", its {s.teacher_projection.shape[0]} classes mapped onto the student's {s.class_map.num_classes}")
+            sources = teacher_sources(cfg.teacher)
+            s.teacher, s.teacher_projection = load_teachers(sources, tuple(s.model.inputs[0].shape[1:]), s.class_map)
+            mapped = "".join(f", {'its' if len(sources) == 1 else name + chr(39) + 's'} {p.shape[0]} classes mapped "
+                             f"onto the student's {s.class_map.num_classes}"
+                             for name, p in zip(sources, s.teacher_projection) if p is not None)
             tta = "" if cfg.kd_tta == "none" else f", teacher TTA {cfg.kd_tta}"
-            s.log(f"distilling from {cfg.teacher} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha}{tta}{mapped})")
+            names = (sources[0] if len(sources) == 1 else
+                     f"the mean of {len(sources)} teachers ({', '.join(sources)})")
+            s.log(f"distilling from {names} (T {cfg.kd_temperature}, alpha {cfg.kd_alpha}{tta}{mapped})")
 
 
 def _fit_phases(s: _Session, callbacks: list | None) -> None:
@@ -892,7 +908,7 @@ def _final_evaluation(s: _Session) -> None:
                       # the export gate measures on the hold-out: say whether this model never saw it,
                       # nor the models its weights (--init) or soft targets (--teacher) came from
                       "holdout_unseen": bool(splits.y_holdout is not None and len(splits.y_holdout))
-                      and all(holdout_unseen(src) for src in (cfg.init, cfg.teacher) if src),
+                      and all(holdout_unseen(src) for src in (cfg.init, *teacher_sources(cfg.teacher)) if src),
                       "holdout_source": splits.holdout_source}
     write_json(run.spec, json.loads(s.spec.to_json()))
     _plots(run, val["confusion"], list(class_map.labels))
