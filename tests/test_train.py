@@ -66,9 +66,11 @@ def test_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     assert len(metrics["epoch_seconds"]) == 2 and all(t > 0 for t in metrics["epoch_seconds"])  # both sessions'
 
 
-def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
+@pytest.mark.parametrize("n_teachers", [1, 2])
+def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir, n_teachers):
     """A distilled run resumes (its last.keras is the bare student, without an optimizer), restarts the
-    optimizer at the saved rate and finishes; the cosine schedule keeps the phase's own base rate."""
+    optimizer at the saved rate and finishes; the cosine schedule keeps the phase's own base rate. With two
+    teachers (an ensemble, a list in config.json) the resume loads both again."""
     from fer_edge.training.registry import create_model
 
     class StopAfterFirst(keras.callbacks.Callback):
@@ -76,21 +78,24 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
             if epoch == 0:
                 raise KeyboardInterrupt
 
-    teacher = tmp_path / "teacher.keras"
-    create_model("edgenet_tiny", (48, 48, 1), 7).save(teacher)
+    teachers = [tmp_path / f"teacher{i}.keras" for i in range(n_teachers)]
+    for t in teachers:
+        create_model("edgenet_tiny", (48, 48, 1), 7).save(t)
     cfg = TrainConfig(data=str(sample_data), arch="edgenet_tiny", epochs=3, batch_size=32, out=str(tmp_path),
-                      cache_dir=str(cache_dir), augment=False, teacher=str(teacher), schedule="cosine", lr=1e-3)
+                      cache_dir=str(cache_dir), augment=False, schedule="cosine", lr=1e-3,
+                      teacher=str(teachers[0]) if n_teachers == 1 else [str(t) for t in teachers])
     run = train(cfg, callbacks=[StopAfterFirst()], log=lambda *_: None)
     assert json.loads((run / "state.json").read_text())["epoch"] == 1
     # the optimizer state travels beside the bare student, and loads back into a new distiller
-    from fer_edge.training.distill import load_teacher, make_distiller, restore_optimizer_state
+    from fer_edge.training.distill import load_teachers, make_distiller, restore_optimizer_state
 
     saved = np.load(run / "last_optimizer.npz")
     assert int(saved["epoch"]) == 1 and int(saved["v0"]) > 0  # the step count after one epoch
     student = keras.models.load_model(run / "last.keras")
     from fer_edge.labels import parse_classes
 
-    d = make_distiller(student, load_teacher(teacher, (48, 48, 1), parse_classes("7"))[0], 3.0, 0.7)
+    models, projections = load_teachers(cfg.teacher, (48, 48, 1), parse_classes("7"))
+    d = make_distiller(student, models, 3.0, 0.7, projections)
     d.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
     assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 2) is not None
     assert restore_optimizer_state(d.optimizer, d.trainable_variables, run / "last_optimizer.npz", 1) is None
@@ -99,6 +104,7 @@ def test_distillation_interrupt_then_resume(tmp_path, sample_data, cache_dir):
     logs: list[str] = []
     assert train(TrainConfig(data=str(sample_data)), resume=run, log=logs.append) == run
     assert not [m for m in logs if "optimizer restarted" in m], logs
+    assert ("the mean of 2 teachers" in "\n".join(logs)) == (n_teachers == 2), logs
     val0 = float(next(csv.DictReader((run / "history.csv").read_text().splitlines()))["val_accuracy"])
     assert f"early stopping continues: best val accuracy {val0:.4f}, 0 of" in "\n".join(logs), logs
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
