@@ -204,6 +204,15 @@ def test_load_teacher_refuses_unnamed_or_mismatched_classes(tmp_path, classes, s
         load_teacher(path, (48, 48, 1), parse_classes("4"))
 
 
+def _bundled_copy(tmp_path) -> Path:
+    """The bundled 7-class model and its spec, copied as t/bundled.keras (+ bundled.spec.json)."""
+    teacher = tmp_path / "t" / "bundled.keras"
+    teacher.parent.mkdir()
+    shutil.copy(MODELS / "fer_edge_default.keras", teacher)
+    shutil.copy(BUNDLED_SPEC, teacher.with_name("bundled.spec.json"))
+    return teacher
+
+
 def test_cli_distils_a_two_class_student_from_the_seven_class_bundle(tmp_path, sample_data, cache_dir):
     """`--classes 2 --teacher <7-class model with its spec>`: one epoch runs and says how the classes map;
     a teacher the student's classes cannot be built from is refused in one line."""
@@ -212,10 +221,7 @@ def test_cli_distils_a_two_class_student_from_the_seven_class_bundle(tmp_path, s
 
     from fer_edge.cli.main import app
 
-    teacher = tmp_path / "t" / "bundled.keras"
-    teacher.parent.mkdir()
-    shutil.copy(MODELS / "fer_edge_default.keras", teacher)
-    shutil.copy(BUNDLED_SPEC, teacher.with_name("bundled.spec.json"))
+    teacher = _bundled_copy(tmp_path)
     r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",
                                  "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-augment",
                                  "--teacher", str(teacher), "--kd-tta", "flip"])
@@ -237,10 +243,7 @@ def test_cli_distils_from_an_ensemble_of_two_teachers(tmp_path, sample_data, cac
     from fer_edge.cli.main import app
 
     tiny, _ = _tiny_teacher(tmp_path, "7", spec="7")
-    bundled = tmp_path / "t" / "bundled.keras"
-    bundled.parent.mkdir()
-    shutil.copy(MODELS / "fer_edge_default.keras", bundled)
-    shutil.copy(BUNDLED_SPEC, bundled.with_name("bundled.spec.json"))
+    bundled = _bundled_copy(tmp_path)
     r = CliRunner().invoke(app, ["train", "--data", str(sample_data), "--arch", "edgenet_tiny", "--classes", "2",
                                  "--epochs", "1", "--out", str(tmp_path / "runs"), "--no-augment",
                                  "--teacher", str(bundled), "--teacher", str(tiny)])
