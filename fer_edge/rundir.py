@@ -229,6 +229,16 @@ def read_spec_beside(model: str | os.PathLike):
     return ModelSpec.from_json(text, where=str(spec_file))
 
 
+def teacher_sources(value) -> list:
+    """A run's `--teacher` record (`TrainConfig.teacher`, config.json's train_config) as a list: None -> [],
+    one path (every run before ensembles, and still for one teacher) -> [it], several (an ensemble) -> them,
+    as recorded: anything else is one entry, so that callers reading a hand-edited config.json see it and
+    refuse it (each must be a string)."""
+    if not value:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) -> bool:
     """True only when this model, and every model its weights or soft targets came from (`train --init`,
     `--teacher`, followed back), trained without the gate hold-out. Why follow them: a warm start from a
@@ -247,9 +257,8 @@ def holdout_unseen(model: str | os.PathLike, _visited: frozenset = frozenset()) 
         if own is None:  # runs written before the spec said it: their config.json's count of hold-out images
             own = bool((config.get("data") or {}).get("n_holdout"))
         train_config = config.get("train_config") or {}
-        sources = [train_config.get(k) for k in ("init", "teacher") if train_config.get(k)]
         # several teachers (an ensemble) are a list: each is followed back
-        sources = [v for src in sources for v in (src if isinstance(src, list) else [src])]
+        sources = [s for s in (train_config.get("init"), *teacher_sources(train_config.get("teacher"))) if s]
     except (OSError, ValueError, AttributeError, TypeError):
         return False
     return own is True and all(isinstance(src, str) and holdout_unseen(src, _visited | {path}) for src in sources)

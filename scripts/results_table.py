@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_edge.rundir import RunDir, export_is_current
+from fer_edge.rundir import RunDir, export_is_current, teacher_sources
 
 
 def rows(runs_dirs):
@@ -58,8 +58,7 @@ def main(argv):
         if tc.get("init"):
             budget += f", warm start from {_source(tc['init'])}"
         if tc.get("teacher"):
-            teachers = tc["teacher"] if isinstance(tc["teacher"], list) else [tc["teacher"]]
-            budget += (f", distilled from {' + '.join(_source(t) for t in teachers)} "
+            budget += (f", distilled from {' + '.join(_source(t) for t in teacher_sources(tc['teacher']))} "
                        f"(T {tc['kd_temperature']:g}, α {tc['kd_alpha']:g})")
         if int8 and export_is_current(RunDir(run)) is False:
             i8 = "stale export: the run trained on after it; re-export | | "

@@ -66,17 +66,11 @@ def load_teacher(source: str | Path, input_shape: tuple, class_map: ClassMap):
     return teacher, projection
 
 
-def teacher_sources(value) -> list[str]:
-    """`TrainConfig.teacher` as a list: None -> [], one path (a run's config.json before several were
-    allowed, and still for one) -> [it], several -> them."""
-    if not value:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
 def load_teachers(sources, input_shape: tuple, class_map: ClassMap) -> tuple[list, list]:
     """`load_teacher` for each of `sources` -> (models, projections), in order (`train.validate_config`
     has refused a teacher named twice)."""
+    from fer_edge.rundir import teacher_sources
+
     loaded = [load_teacher(src, input_shape, class_map) for src in teacher_sources(sources)]
     return [m for m, _ in loaded], [p for _, p in loaded]
 

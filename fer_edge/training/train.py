@@ -23,9 +23,8 @@ from fer_edge.version import __version__
 from fer_edge.errors import UsageError
 from fer_edge.labels import parse_classes, ClassMap
 from fer_edge.rundir import (CONFIG, LEADERBOARD_COLUMNS, RunDir, export_is_current, holdout_unseen,
-                            leaderboard_rows, model_file, write_leaderboard)
+                            leaderboard_rows, model_file, teacher_sources, write_leaderboard)
 from fer_edge.spec import ModelSpec
-from fer_edge.training.distill import teacher_sources
 
 __all__ = ["TrainConfig", "train", "validate_config", "warm_start", "write_leaderboard", "leaderboard_rows",
            "LEADERBOARD_COLUMNS", "get_strategy", "write_json", "save_keras_atomic"]
@@ -185,15 +184,15 @@ def validate_config(cfg: TrainConfig) -> None:
     if not (cfg.teacher is None or isinstance(cfg.teacher, str)
             or (isinstance(cfg.teacher, (list, tuple)) and all(isinstance(t, str) and t for t in cfg.teacher))):
         raise UsageError(f"--teacher must name run directories or .keras files, got {cfg.teacher!r}.")
+    seen: dict[Path, str] = {}  # teachers by file: one named twice would only weigh double, rarely meant
     for option, value in (("--init", cfg.init), *(("--teacher", t) for t in teacher_sources(cfg.teacher))):
         if value and not model_file(value).is_file():
             raise UsageError(f"{option} {value}: no such run directory or .keras file.")
-    seen: dict[Path, str] = {}
-    for t in teacher_sources(cfg.teacher):  # a teacher named twice would only weigh double: rarely meant
-        key = model_file(t).resolve()
-        if key in seen:
-            raise UsageError(f"--teacher {t}: the same model as --teacher {seen[key]}; name each teacher once.")
-        seen[key] = t
+        if option == "--teacher":
+            key = model_file(value).resolve()
+            if key in seen:
+                raise UsageError(f"--teacher {value}: the same model as --teacher {seen[key]}; name each teacher once.")
+            seen[key] = value
     if not (isinstance(cfg.kd_temperature, (int, float)) and math.isfinite(cfg.kd_temperature) and cfg.kd_temperature > 0):
         raise UsageError(f"--kd-temperature must be a finite positive number, got {cfg.kd_temperature}.")
     if not (isinstance(cfg.kd_alpha, (int, float)) and 0.0 <= cfg.kd_alpha <= 1.0):
@@ -710,9 +709,9 @@ def _build_model(s: _Session) -> None:
 
             sources = teacher_sources(cfg.teacher)
             s.teacher, s.teacher_projection = load_teachers(sources, tuple(s.model.inputs[0].shape[1:]), s.class_map)
-            mapped = "".join(f", {'its' if len(sources) == 1 else name + chr(39) + 's'} {p.shape[0]} classes mapped "
-                             f"onto the student's {s.class_map.num_classes}"
-                             for name, p in zip(sources, s.teacher_projection) if p is not None)
+            whose = ["its"] if len(sources) == 1 else [f"{name}'s" for name in sources]
+            mapped = "".join(f", {w} {p.shape[0]} classes mapped onto the student's {s.class_map.num_classes}"
+                             for w, p in zip(whose, s.teacher_projection) if p is not None)
             tta = "" if cfg.kd_tta == "none" else f", teacher TTA {cfg.kd_tta}"
             names = (sources[0] if len(sources) == 1 else
                      f"the mean of {len(sources)} teachers ({', '.join(sources)})")
